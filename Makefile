@@ -1,0 +1,35 @@
+# One entry point for people and CI. `make test` is the whole suite (.ci/run calls exactly it).
+VENV := venv
+PY := $(VENV)/bin/python
+
+.PHONY: test deps lint unit integration bench up clean
+
+test: deps lint
+	$(PY) -m pytest
+
+deps: $(VENV)/.installed
+	bash scripts/install-system-deps.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt services/hub/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -m "not integration"
+
+integration: deps
+	$(PY) -m pytest -m integration
+
+bench: $(VENV)/.installed
+	$(PY) bench/program_under_mocks.py
+
+# The main job: the whole platform on this machine's Docker engine.
+up: $(VENV)/.installed
+	pulumi up --stack local
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,92 @@
+"""The Docker host on AWS: key pair, security group, instance, encrypted EBS data volume, Elastic IP."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws.ebs as ebs
+import pulumi_aws.ec2 as ec2
+import pulumi_aws.vpc as vpc
+
+from components.bootstrap import data_device_candidates_aws
+from components.config import HostSettings
+from components.host import Host, keep_data, user_data
+from components.security import ingress_rules
+
+DATA_DEVICE = "/dev/sdf"
+CANONICAL = "099720109477"  # Ubuntu's AMI owner
+UBUNTU_2404 = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+
+
+class AwsHost(Host):
+    def __init__(self, name: str, args: HostSettings,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("jupyterhub-cloud:host:AwsHost", name, None, opts)
+        assert args.aws is not None
+        aws = args.aws
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+
+        vpc_id = aws.vpc_id or ec2.get_vpc_output(default=True, opts=invoke).id
+        if aws.subnet_id:
+            subnet_id: pulumi.Input[str] = aws.subnet_id
+        else:
+            # Sorted, so the choice is stable from one run to the next.
+            subnet_id = ec2.get_subnets_output(
+                filters=[{"name": "vpc-id", "values": [vpc_id]},
+                         {"name": "default-for-az", "values": ["true"]}],
+                opts=invoke).ids.apply(lambda ids: sorted(ids)[0])
+        # The volume must be in the instance's zone; taking it from the subnet avoids a cycle
+        # (user_data names the volume, so the volume cannot wait for the instance).
+        zone = ec2.get_subnet_output(id=subnet_id, opts=invoke).availability_zone
+        ami = aws.ami or ec2.get_ami_output(
+            owners=[CANONICAL], most_recent=True,
+            filters=[{"name": "name", "values": [UBUNTU_2404]}], opts=invoke).id
+
+        keypair = ec2.KeyPair(f"{name}-key", public_key=args.ssh_public_key, opts=child)
+        group = ec2.SecurityGroup(f"{name}-secgroup", vpc_id=vpc_id,
+                                  description="jupyterhub-cloud host: SSH from admins, HTTP(S)",
+                                  opts=child)
+        for rule in ingress_rules(args.admin_cidrs):
+            family = {"cidr_ipv6" if rule.ethertype == "IPv6" else "cidr_ipv4": rule.cidr}
+            vpc.SecurityGroupIngressRule(
+                f"{name}-in-{rule.label}", security_group_id=group.id, ip_protocol="tcp",
+                from_port=rule.port, to_port=rule.port, opts=child, **family)
+        vpc.SecurityGroupEgressRule(f"{name}-out-v4", security_group_id=group.id,
+                                    ip_protocol="-1", cidr_ipv4="0.0.0.0/0", opts=child)
+        vpc.SecurityGroupEgressRule(f"{name}-out-v6", security_group_id=group.id,
+                                    ip_protocol="-1", cidr_ipv6="::/0", opts=child)
+
+        volume = ebs.Volume(
+            f"{name}-data", availability_zone=zone, size=args.data_volume_size_gb,
+            type=aws.data_volume_type, encrypted=True, final_snapshot=True,
+            tags={"Name": f"{name}-data", "jupyterhub-cloud": "data"},
+            opts=keep_data(args, self))
+
+        instance = ec2.Instance(
+            f"{name}-server", ami=ami, instance_type=aws.instance_type, subnet_id=subnet_id,
+            key_name=keypair.key_name, vpc_security_group_ids=[group.id],
+            root_block_device={"volume_size": aws.root_volume_size_gb, "volume_type": "gp3",
+                               "encrypted": True},
+            # IMDSv2 only, and a hop limit of 1 so containers cannot reach instance credentials.
+            metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 1,
+                              "http_endpoint": "enabled"},
+            user_data=volume.id.apply(
+                lambda vid: user_data(args, data_device_candidates_aws(vid, DATA_DEVICE))),
+            tags={"Name": name},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # A newer AMI or an edited template never replaces a running host.
+                ignore_changes=["ami", "user_data", "user_data_base64"]))
+
+        attach = ec2.VolumeAttachment(
+            f"{name}-data-attach", device_name=DATA_DEVICE, instance_id=instance.id,
+            volume_id=volume.id, stop_instance_before_detaching=True, opts=child)
+
+        eip = ec2.Eip(f"{name}-ip", domain="vpc", tags={"Name": f"{name}-ip"},
+                      opts=keep_data(args, self))
+        assoc = ec2.EipAssociation(f"{name}-ip-assoc", allocation_id=eip.allocation_id,
+                                   instance_id=instance.id, opts=child)
+
+        self.data_volume_id = volume.id
+        self._wait_until_ready(name, args, eip.public_ip, instance.id, depends_on=[attach, assoc])
+        self._register()

@@ -1,0 +1,33 @@
+"""The local Docker engine as the host: no VM, the data directory is a folder on this machine."""
+
+from __future__ import annotations
+
+import shlex
+
+import pulumi
+import pulumi_command as command
+
+from components.config import HostSettings
+from components.host import Host
+
+
+class LocalHost(Host):
+    def __init__(self, name: str, args: HostSettings,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("jupyterhub-cloud:host:LocalHost", name, None, opts)
+        assert args.local is not None
+        local = args.local
+        # Fails the deploy early, with Docker's own message, when the engine is not reachable.
+        check = command.local.Command(
+            f"{name}-ready",
+            create=f"mkdir -p {shlex.quote(local.data_dir)} && docker version --format "
+                   "'{{.Server.Version}}'",
+            environment={"DOCKER_HOST": local.docker_host},
+            opts=pulumi.ResourceOptions(parent=self))
+        self.public_address = pulumi.Output.from_input("127.0.0.1")
+        self.ssh_user = None
+        self.data_dir = local.data_dir
+        self.data_volume_id = pulumi.Output.from_input(local.data_dir)
+        self.ready = check.stdout
+        self.docker_host = check.stdout.apply(lambda _: local.docker_host)
+        self._register()

@@ -1,0 +1,71 @@
+"""The Docker host on OpenStack: key pair, security group, port, server, data volume, floating IP."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_openstack as openstack
+
+from components.bootstrap import data_device_candidates_openstack
+from components.config import HostSettings
+from components.host import Host, keep_data, user_data
+from components.security import ingress_rules
+
+
+class OpenStackHost(Host):
+    def __init__(self, name: str, args: HostSettings,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("jupyterhub-cloud:host:OpenStackHost", name, None, opts)
+        assert args.openstack is not None
+        os_ = args.openstack
+        child = pulumi.ResourceOptions(parent=self)
+
+        keypair = openstack.compute.Keypair(f"{name}-key", public_key=args.ssh_public_key,
+                                            opts=child)
+        group = openstack.networking.SecGroup(
+            f"{name}-secgroup", description="jupyterhub-cloud host: SSH from admins, HTTP(S)",
+            delete_default_rules=True, opts=child)
+        for rule in ingress_rules(args.admin_cidrs):
+            openstack.networking.SecGroupRule(
+                f"{name}-in-{rule.label}", direction="ingress", ethertype=rule.ethertype,
+                protocol="tcp", port_range_min=rule.port, port_range_max=rule.port,
+                remote_ip_prefix=rule.cidr, security_group_id=group.id, opts=child)
+        for ethertype, cidr in (("IPv4", "0.0.0.0/0"), ("IPv6", "::/0")):
+            openstack.networking.SecGroupRule(
+                f"{name}-out-{ethertype.lower()}", direction="egress", ethertype=ethertype,
+                remote_ip_prefix=cidr, security_group_id=group.id, opts=child)
+
+        network = openstack.networking.get_network_output(name=os_.network)
+        port = openstack.networking.Port(
+            f"{name}-port", network_id=network.id, security_group_ids=[group.id],
+            admin_state_up=True, opts=child)
+
+        volume = openstack.blockstorage.Volume(
+            f"{name}-data", size=args.data_volume_size_gb, volume_type=os_.volume_type,
+            availability_zone=os_.availability_zone, enable_online_resize=True,
+            description="jupyterhub-cloud data: Docker, service state, user homes",
+            opts=keep_data(args, self))
+
+        server = openstack.compute.Instance(
+            f"{name}-server", image_name=os_.image, flavor_name=os_.flavor,
+            key_pair=keypair.name, availability_zone=os_.availability_zone,
+            networks=[openstack.compute.InstanceNetworkArgs(port=port.id)],
+            user_data=volume.id.apply(
+                lambda vid: user_data(args, data_device_candidates_openstack(vid))),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # A newer image or an edited template must never rebuild/replace a running host
+                # (OpenStack rebuilds in place on an image change, wiping the root disk).
+                ignore_changes=["image_name", "image_id", "user_data"]))
+
+        attach = openstack.compute.VolumeAttach(
+            f"{name}-data-attach", instance_id=server.id, volume_id=volume.id, opts=child)
+
+        fip = openstack.networking.FloatingIp(f"{name}-ip", pool=os_.floating_ip_pool,
+                                              description="jupyterhub-cloud host",
+                                              opts=keep_data(args, self))
+        assoc = openstack.networking.FloatingIpAssociate(
+            f"{name}-ip-assoc", floating_ip=fip.address, port_id=port.id, opts=child)
+
+        self.data_volume_id = volume.id
+        self._wait_until_ready(name, args, fip.address, server.id, depends_on=[attach, assoc])
+        self._register()

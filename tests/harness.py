@@ -1,0 +1,146 @@
+"""Runs the real __main__.py under Pulumi mocks and records what it declares.
+
+Mocks never see resource options, so the harness also wraps resource construction to record them
+(protect, retain_on_delete, ignore_changes, depends_on, parent, provider).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pulumi
+import yaml
+from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "jupyterhub-cloud"
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+
+# Outputs the clouds compute; everything else echoes the inputs.
+COMPUTED: dict[str, dict[str, Any]] = {
+    "openstack:networking/floatingIp:FloatingIp": {"address": "198.51.100.10"},
+    "aws:ec2/eip:Eip": {"publicIp": "198.51.100.20", "allocationId": "eipalloc-0001"},
+    "aws:ec2/keyPair:KeyPair": {"keyName": "jhc-key-1234"},
+    "command:local:Command": {"stdout": "ready"},
+}
+CALLS: dict[str, dict[str, Any]] = {
+    "openstack:networking/getNetwork:getNetwork": {"id": "net-0001", "name": "private"},
+    "aws:ec2/getVpc:getVpc": {"id": "vpc-0001"},
+    "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-0b", "subnet-0a"]},
+    "aws:ec2/getSubnet:getSubnet": {"id": "subnet-0a", "availabilityZone": "eu-central-1a"},
+    "aws:ec2/getAmi:getAmi": {"id": "ami-0f00d00d00d00d00d"},
+}
+
+
+def secret(value: Any) -> dict[str, Any]:
+    return {**SECRET_SIG, "value": value}
+
+
+def plain(value: Any) -> Any:
+    """The value with every secret wrapper removed (for assertions on content)."""
+    if is_rpc_secret(value):
+        return plain(unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Declared:
+    type: str
+    name: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    opts: pulumi.ResourceOptions | None = None
+    custom: bool = True
+
+    @property
+    def plain(self) -> dict[str, Any]:
+        return plain(self.inputs)
+
+
+@dataclass
+class Run:
+    resources: dict[str, Declared]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+    def of_type(self, typ: str) -> list[Declared]:
+        return [r for r in self.resources.values() if r.type == typ and r.custom]
+
+    def one(self, typ: str) -> Declared:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
+        return found[0]
+
+    def __iter__(self) -> Iterator[Declared]:
+        return iter(self.resources.values())
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, resources: dict[str, Declared]) -> None:
+        self.resources = resources
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        entry = self.resources.setdefault(args.name, Declared(args.typ, args.name))
+        entry.inputs = dict(args.inputs)
+        state = {**args.inputs, **COMPUTED.get(args.typ, {})}
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            # The SDK does not mark this secret under mocks; the real provider does.
+            state["result"] = secret(f"generated-{args.name}-Zq8")
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        return CALLS.get(args.token, {})
+
+
+def stack_config(stack_file: Path) -> dict[str, str]:
+    """A stack file's config in the string form Pulumi passes to programs."""
+    raw = yaml.safe_load(stack_file.read_text())["config"]
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+
+def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
+                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = ()) -> Run:
+    """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed."""
+    config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
+    for key in remove:
+        config.pop(f"{PROJECT}:{key}", None)
+    for key, value in (overrides or {}).items():
+        config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+
+    resources: dict[str, Declared] = {}
+    exports: dict[str, pulumi.Output] = {}
+    pulumi.runtime.set_mocks(RecordingMocks(resources), project=PROJECT, stack=stack,
+                             preview=False)
+    pulumi.runtime.set_all_config(config, [f"{PROJECT}:{k}" for k in secret_keys])
+
+    original_init = pulumi.Resource.__init__
+
+    def recording_init(self: pulumi.Resource, t: str, name: str, custom: bool, props: Any = None,
+                       opts: pulumi.ResourceOptions | None = None, *args: Any, **kwargs: Any
+                       ) -> None:
+        resources[name] = Declared(t, name, opts=opts, custom=custom)
+        original_init(self, t, name, custom, props, opts, *args, **kwargs)
+
+    def export(name: str, value: Any) -> None:
+        exports[name] = pulumi.Output.from_input(value)
+
+    @pulumi.runtime.test
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    with mock.patch.object(pulumi.Resource, "__init__", recording_init), \
+            mock.patch.object(pulumi, "export", export):
+        program()
+    outputs = {k: _sync_await(o.future()) for k, o in exports.items()}
+    secrets = {k for k, o in exports.items() if _sync_await(o.is_secret())}
+    return Run(resources, outputs, secrets)

@@ -1,0 +1,150 @@
+"""Every bad stack config is refused before any resource is declared, naming its key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from components.config import ConfigError, load_settings
+from components.keys import BY_NAME, KEYS
+from harness import ROOT, stack_config
+
+OPENSTACK = {
+    "cloud": "openstack",
+    "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA admin@example.org",
+    "adminCidrs": json.dumps(["203.0.113.0/24"]),
+    "openstackImage": "Ubuntu 24.04", "openstackFlavor": "m1.large",
+    "openstackNetwork": "private", "openstackFloatingIpPool": "public",
+}
+AWS = {
+    "cloud": "aws", "sshPublicKey": OPENSTACK["sshPublicKey"],
+    "adminCidrs": json.dumps(["198.51.100.7/32"]), "awsInstanceType": "t3.large",
+}
+
+
+def refused(raw: dict[str, str], key: str, *words: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_settings(raw, "test")
+    message = str(err.value)
+    assert err.value.key == key
+    assert f"'jupyterhub-cloud:{key}'" in message
+    for word in words:
+        assert word in message
+    return message
+
+
+def test_valid_configs_load() -> None:
+    os_ = load_settings(OPENSTACK, "test").host
+    assert os_.cloud == "openstack" and os_.openstack and os_.openstack.flavor == "m1.large"
+    assert os_.admin_cidrs == ("203.0.113.0/24",)
+    assert os_.allow_data_loss is False and os_.data_volume_size_gb == 100
+    aws = load_settings(AWS, "test").host
+    assert aws.aws and aws.aws.instance_type == "t3.large" and aws.aws.ami is None
+    local = load_settings({}, "test").host
+    assert local.cloud == "local" and local.local and local.local.data_dir.endswith("/test")
+    assert local.known_hosts_file == "~/.ssh/jupyterhub-cloud-test.known_hosts"
+
+
+def test_unknown_cloud() -> None:
+    refused({"cloud": "azure"}, "cloud", "openstack, aws, local")
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    refused({**OPENSTACK, "dataVolumSizeGb": "50"}, "dataVolumSizeGb", "dataVolumeSizeGb")
+
+
+@pytest.mark.parametrize("base", [OPENSTACK, AWS])
+def test_missing_ssh_key(base: dict[str, str]) -> None:
+    refused({k: v for k, v in base.items() if k != "sshPublicKey"}, "sshPublicKey",
+            "pulumi config set sshPublicKey")
+
+
+def test_private_key_pasted_as_public_key() -> None:
+    refused({**OPENSTACK, "sshPublicKey": "-----BEGIN OPENSSH PRIVATE KEY-----"}, "sshPublicKey",
+            "never the private key")
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_ssh_open_to_the_world(cidr: str) -> None:
+    refused({**OPENSTACK, "adminCidrs": json.dumps(["203.0.113.0/24", cidr])}, "adminCidrs",
+            "whole internet")
+
+
+@pytest.mark.parametrize("cidr", ["203.0.113.0/33", "10.0.0.1/8", "example.org", ""])
+def test_malformed_cidr(cidr: str) -> None:
+    refused({**OPENSTACK, "adminCidrs": json.dumps([cidr])}, "adminCidrs", "not a valid CIDR")
+
+
+def test_cloud_stack_needs_admin_cidrs() -> None:
+    refused({**AWS, "adminCidrs": "[]"}, "adminCidrs", "required")
+
+
+@pytest.mark.parametrize("size", ["9", "16385", "-1"])
+def test_volume_size_out_of_range(size: str) -> None:
+    refused({**OPENSTACK, "dataVolumeSizeGb": size}, "dataVolumeSizeGb", "10-16384")
+
+
+def test_volume_size_not_a_number() -> None:
+    refused({**OPENSTACK, "dataVolumeSizeGb": "big"}, "dataVolumeSizeGb", "an integer")
+
+
+@pytest.mark.parametrize("key", ["openstackImage", "openstackFlavor", "openstackNetwork",
+                                 "openstackFloatingIpPool"])
+def test_openstack_requires(key: str) -> None:
+    refused({k: v for k, v in OPENSTACK.items() if k != key}, key, "required for cloud=openstack")
+    refused({**OPENSTACK, key: ""}, key, "required")
+
+
+def test_aws_requires_instance_type() -> None:
+    refused({k: v for k, v in AWS.items() if k != "awsInstanceType"}, "awsInstanceType",
+            "required for cloud=aws")
+
+
+def test_aws_ami_must_be_an_id() -> None:
+    refused({**AWS, "awsAmi": "ubuntu-latest"}, "awsAmi", "not an AMI id")
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "True!", "\"true\""])
+def test_data_loss_must_be_said_explicitly(value: str) -> None:
+    refused({**OPENSTACK, "allowDataLoss": value}, "allowDataLoss", "true or false")
+
+
+def test_data_loss_allowed_only_by_literal_true() -> None:
+    assert load_settings({**OPENSTACK, "allowDataLoss": "true"}, "t").host.allow_data_loss
+    assert not load_settings({**OPENSTACK, "allowDataLoss": "false"}, "t").host.allow_data_loss
+
+
+def test_bytes_per_inode_power_of_two() -> None:
+    refused({**OPENSTACK, "dataVolumeBytesPerInode": "3000"}, "dataVolumeBytesPerInode",
+            "power of two")
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(OPENSTACK, "test")
+    with pytest.raises(AttributeError):
+        settings.host.cloud = "aws"  # type: ignore[misc]
+
+
+def test_pulumi_yaml_declares_every_scalar_key_like_the_table() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    scalar = {k.name for k in KEYS if k.type != "objects"}
+    assert set(declared) == scalar
+    for name, spec in declared.items():
+        key = BY_NAME[name]
+        assert spec["type"] == key.type, name
+        assert spec["description"] == key.description, name
+        # A declared key without default is required by Pulumi for every stack.
+        assert "default" in spec and spec["default"] == key.default, name
+        assert bool(spec.get("secret")) == key.secret, name
+
+
+@pytest.mark.parametrize("stack", ["dev", "aws", "local"])
+def test_example_stacks_load_and_hold_no_secret(stack: str) -> None:
+    config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+    assert "secure:" not in text and "PRIVATE KEY" not in text
+    project = {k.split(":", 1)[1]: v for k, v in config.items()
+               if k.startswith("jupyterhub-cloud:")}
+    assert load_settings(project, stack).host.cloud == {"dev": "openstack"}.get(stack, stack)

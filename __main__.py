@@ -6,13 +6,20 @@ from components.aws_host import AwsHost
 from components.config import load_settings, raw_project_config
 from components.local_host import LocalHost
 from components.openstack_host import OpenStackHost
+from components.platform import Platform, PlatformArgs
 
 HOSTS = {"openstack": OpenStackHost, "aws": AwsHost, "local": LocalHost}
 
-settings = load_settings(raw_project_config(), pulumi.get_stack())
+raw, secret_keys = raw_project_config()
+settings = load_settings(raw, pulumi.get_stack(), secret_keys)
 host = HOSTS[settings.host.cloud]("jhc", settings.host)
 engine = host.docker_provider("jhc-docker", settings.host)
+platform = Platform("jhc", PlatformArgs(settings, host.data_dir, host.public_address),
+                    opts=pulumi.ResourceOptions(providers={"docker": engine}))
 
+pulumi.export("url", platform.url)
+pulumi.export("adminUsers", list(settings.service.admins))
+pulumi.export("initialPasswords", pulumi.Output.secret(platform.secrets.generated_passwords))
 pulumi.export("publicAddress", host.public_address)
 pulumi.export("dockerHost", host.docker_host)
 pulumi.export("dataVolumeId", host.data_volume_id)

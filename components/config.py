@@ -18,11 +18,27 @@ from typing import Any
 
 import pulumi
 
+from components.accounts import (
+    GID_BASE,
+    NAME,
+    RESERVED,
+    UID_BASE,
+    Group,
+    User,
+    assign_ids,
+)
 from components.keys import BY_NAME, Key
 
 PROJECT = "jupyterhub-cloud"
 CLOUDS = ("openstack", "aws", "local")
 DATA_DIR = "/srv/jupyterhub"
+IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+DEFAULT_IMAGES = (
+    {"name": "minimal", "displayName": "Python (minimal)", "path": "minimal"},
+    {"name": "scipy", "displayName": "Scientific Python", "path": "scipy"},
+    {"name": "r", "displayName": "R", "path": "r"},
+)
+LOGIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,38}$")  # LDAP names and lower-cased GitHub logins
 
 
 class ConfigError(pulumi.RunError):
@@ -86,16 +102,89 @@ class HostSettings:
 
 
 @dataclass(frozen=True)
+class NotebookImage:
+    name: str
+    display_name: str
+    path: str  # directory under images/
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class GithubSettings:
+    client_id: str
+    client_secret: pulumi.Output[str]
+    allowed_orgs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    domain: str | None
+    acme_email: str | None
+    acme_staging: bool
+    local_https_port: int
+    local_http_port: int
+    auth: str
+    ldap_base_dn: str
+    ldap_organisation: str
+    users: tuple[User, ...]
+    groups: tuple[Group, ...]
+    admin_users: tuple[str, ...]
+    allowed_users: tuple[str, ...]
+    allowed_groups: tuple[str, ...]
+    blocked_users: tuple[str, ...]
+    images: tuple[NotebookImage, ...]
+    datasets: tuple[Dataset, ...]
+    mem_limit: str
+    cpu_limit: float
+    cull_idle_timeout: int
+    github: GithubSettings | None
+
+    @property
+    def admins(self) -> tuple[str, ...]:
+        return tuple(sorted({u.name for u in self.users if u.admin} | set(self.admin_users)))
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     host: HostSettings
+    service: ServiceSettings
 
 
 class _Reader:
     """Typed access to the raw config, with defaults from the key table."""
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
+    def __init__(self, raw: Mapping[str, str], secret_keys: frozenset[str]) -> None:
         self.raw = raw
+        self.secret_keys = secret_keys
+
+    def secret(self, name: str) -> pulumi.Output[str] | None:
+        """A secret value, refused when it was stored in plain text in the stack file."""
+        value = self.string(name)
+        if value is None:
+            return None
+        if name not in self.secret_keys:
+            raise ConfigError(name, "is stored in plain text in the stack file",
+                              f"Run `pulumi config set --secret {name} <value>`")
+        return pulumi.Output.secret(value)
+
+    def objects(self, name: str, fields: set[str]) -> list[dict[str, Any]]:
+        items = self._value(name)
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ConfigError(name, f"item {index} is not an object",
+                                  "Write each item as a mapping (see the README)")
+            unknown = set(item) - fields
+            if unknown:
+                raise ConfigError(f"{name}[{index}].{sorted(unknown)[0]}", "is not a known field",
+                                  f"Use only: {', '.join(sorted(fields))}")
+        return items
 
     def _value(self, name: str) -> Any:
         key: Key = BY_NAME[name]
@@ -236,23 +325,222 @@ def _host(r: _Reader, stack: str) -> HostSettings:
         ssh_private_key_path=r.string("sshPrivateKeyPath"), known_hosts_file=known_hosts,
         admin_cidrs=cidrs, data_volume_size_gb=r.integer("dataVolumeSizeGb", 10, 16384),
         bytes_per_inode=bytes_per_inode, allow_data_loss=r.boolean("allowDataLoss"),
-        nofile_limit=r.integer("hostNofileLimit", 1024, 16777216),
+        nofile_limit=r.integer("hostNofileLimit", 1024, 1048576),
         nproc_limit=r.integer("hostNprocLimit", 1024, 4194304),
         docker_log_max_size=r.string("dockerLogMaxSize"),
         docker_log_max_files=r.integer("dockerLogMaxFiles", 1, 100),
         prune_schedule=r.string("pruneSchedule"), prune_until=r.string("pruneUntil"), **settings)
 
 
-def load_settings(raw: Mapping[str, str], stack: str) -> Settings:
-    """Validates the project's raw config (key without namespace → Pulumi's string form)."""
+def _name(key: str, value: Any, pattern: re.Pattern[str] = NAME) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(key, f"{value!r} is not a valid name",
+                          "Use lower-case letters, digits, '-' and '_', starting with a letter")
+    if value in RESERVED:
+        raise ConfigError(key, f"{value!r} is reserved", "Choose another name")
+    return value
+
+
+def _unique(key: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(key, f"{name!r} is declared twice", "Keep one entry per name")
+        seen.add(name)
+
+
+def _explicit_id(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1000 <= value < 2**31:
+        raise ConfigError(key, f"{value!r} is not an id between 1000 and 2147483647",
+                          "Give a whole number, or leave it out to derive one from the name")
+    return value
+
+
+def _groups(r: _Reader) -> tuple[Group, ...]:
+    items = r.objects("groups", {"name", "gid"})
+    names = [_name(f"groups[{i}].name", item.get("name")) for i, item in enumerate(items)]
+    _unique("groups", names)
+    ids, clash = assign_ids(
+        ((n, _explicit_id(f"groups[{i}].gid", items[i].get("gid"))) for i, n in enumerate(names)),
+        GID_BASE)
+    if clash:
+        raise ConfigError("groups", f"{clash[0]!r} and {clash[1]!r} get the same gid",
+                          f"Give {clash[1]!r} an explicit gid")
+    return tuple(Group(n, ids[n]) for n in names)
+
+
+def _users(r: _Reader, groups: tuple[Group, ...]) -> tuple[User, ...]:
+    items = r.objects("users", {"name", "fullName", "email", "groups", "admin", "uid", "password"})
+    names = [_name(f"users[{i}].name", item.get("name")) for i, item in enumerate(items)]
+    _unique("users", names)
+    ids, clash = assign_ids(
+        ((n, _explicit_id(f"users[{i}].uid", items[i].get("uid"))) for i, n in enumerate(names)),
+        UID_BASE)
+    if clash:
+        raise ConfigError("users", f"{clash[0]!r} and {clash[1]!r} get the same uid",
+                          f"Give {clash[1]!r} an explicit uid (keep {clash[0]!r}'s: it owns files)")
+    known = {g.name for g in groups}
+    users = []
+    for i, (name, item) in enumerate(zip(names, items, strict=True)):
+        member_of = item.get("groups", [])
+        if not isinstance(member_of, list) or not all(isinstance(g, str) for g in member_of):
+            raise ConfigError(f"users[{i}].groups", "must be a list of group names",
+                              "Write groups: [name, ...]")
+        for group in member_of:
+            if group not in known:
+                raise ConfigError(f"users[{i}].groups", f"unknown group {group!r}",
+                                  "Declare it under `groups` first")
+        email = item.get("email")
+        if email is not None and not (isinstance(email, str)
+                                      and re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email)):
+            raise ConfigError(f"users[{i}].email", f"{email!r} is not an e-mail address",
+                              "Write it as name@example.org or leave it out")
+        admin = item.get("admin", False)
+        if not isinstance(admin, bool):
+            raise ConfigError(f"users[{i}].admin", "must be true or false", "Write admin: true")
+        password = item.get("password")
+        if password is not None:
+            if "users" not in r.secret_keys:
+                raise ConfigError(f"users[{i}].password", "is stored in plain text",
+                                  f"Run `pulumi config set --secret --path 'users[{i}].password'`")
+            if not isinstance(password, str) or len(password) < 12:
+                raise ConfigError(f"users[{i}].password", "is shorter than 12 characters",
+                                  "Choose a longer password, or leave it out to have one generated")
+        full_name = item.get("fullName", name)
+        if not isinstance(full_name, str) or not full_name.strip():
+            raise ConfigError(f"users[{i}].fullName", "must be a non-empty string", "Fix or remove it")
+        users.append(User(name=name, uid=ids[name], full_name=full_name, email=email,
+                          groups=tuple(member_of), admin=admin,
+                          password=pulumi.Output.secret(password) if password else None))
+    return tuple(users)
+
+
+def _images(r: _Reader, groups: tuple[Group, ...]) -> tuple[NotebookImage, ...]:
+    items = r.objects("images", {"name", "displayName", "path", "groups"}) or list(DEFAULT_IMAGES)
+    known = {g.name for g in groups}
+    images = []
+    for i, item in enumerate(items):
+        name = _name(f"images[{i}].name", item.get("name"))
+        path = item.get("path", name)
+        folder = (IMAGES_DIR / str(path)).resolve()
+        if (not isinstance(path, str) or not folder.is_relative_to(IMAGES_DIR)
+                or not (folder / "Dockerfile").is_file()):
+            raise ConfigError(f"images[{i}].path", f"{path!r} is not a directory with a Dockerfile "
+                              "under images/", "Add the directory, or fix the path")
+        allowed = item.get("groups", [])
+        for group in allowed:
+            if group not in known:
+                raise ConfigError(f"images[{i}].groups", f"unknown group {group!r}",
+                                  "Declare it under `groups` first")
+        images.append(NotebookImage(name, str(item.get("displayName", name)), path, tuple(allowed)))
+    _unique("images", [image.name for image in images])
+    return tuple(images)
+
+
+def _datasets(r: _Reader, data_dir: str) -> tuple[Dataset, ...]:
+    datasets = []
+    for i, item in enumerate(r.objects("datasets", {"name", "path"})):
+        name = _name(f"datasets[{i}].name", item.get("name"))
+        path = item.get("path", f"{data_dir}/datasets/{name}")
+        if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
+            raise ConfigError(f"datasets[{i}].path", f"{path!r} is not an absolute path",
+                              "Give an absolute path on the host without '..'")
+        datasets.append(Dataset(name, path))
+    _unique("datasets", [d.name for d in datasets])
+    return tuple(datasets)
+
+
+def _logins(r: _Reader, name: str) -> tuple[str, ...]:
+    return tuple(_name(name, v.lower(), LOGIN) for v in r.strings(name))
+
+
+def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
+    domain = r.string("domain")
+    if domain and not re.match(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", domain):
+        raise ConfigError("domain", f"{domain!r} is not a DNS name", "Use a name like hub.example.org")
+    acme_email = r.string("acmeEmail")
+    if acme_email and not domain:
+        raise ConfigError("acmeEmail", "is set but domain is not",
+                          "Set domain too, or remove acmeEmail to use the internal certificate")
+    if acme_email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", acme_email):
+        raise ConfigError("acmeEmail", f"{acme_email!r} is not an e-mail address", "Fix it")
+    auth = r.string("auth")
+    if auth not in ("ldap", "github"):
+        raise ConfigError("auth", f"unknown method {auth!r}", "Use ldap or github")
+    base_dn = r.string("ldapBaseDn")
+    if not re.match(r"^dc=[a-z0-9-]+(,dc=[a-z0-9-]+)*$", base_dn):
+        raise ConfigError("ldapBaseDn", f"{base_dn!r} is not a dc=...,dc=... DN",
+                          "Use a value like dc=physics,dc=example,dc=org")
+    groups = _groups(r)
+    users = _users(r, groups)
+    allowed_groups = tuple(r.strings("allowedGroups"))
+    for group in allowed_groups:
+        if group not in {g.name for g in groups}:
+            raise ConfigError("allowedGroups", f"unknown group {group!r}", "Declare it under `groups`")
+    admin_users, blocked = _logins(r, "adminUsers"), _logins(r, "blockedUsers")
+    allowed_users = _logins(r, "allowedUsers")
+    admins = {u.name for u in users if u.admin} | set(admin_users)
+    for name in blocked:
+        if name in admins:
+            raise ConfigError("blockedUsers", f"{name!r} is also an admin",
+                              "Remove the admin flag or the block")
+    github = None
+    if auth == "github":
+        client_id = r.required("githubClientId", "for auth=github")
+        secret = r.secret("githubClientSecret")
+        if secret is None:
+            raise ConfigError("githubClientSecret", "is required for auth=github",
+                              "Run `pulumi config set --secret githubClientSecret <secret>`")
+        orgs = tuple(r.strings("githubAllowedOrgs"))
+        if not (orgs or allowed_users or admin_users):
+            raise ConfigError("githubAllowedOrgs", "nobody could log in (no allow rule)",
+                              "Set githubAllowedOrgs, allowedUsers or adminUsers")
+        github = GithubSettings(client_id, secret, orgs)
+    elif r.string("githubClientSecret") is not None:
+        r.secret("githubClientSecret")  # refuse a plain-text secret even when unused
+    memory = r.string("memLimit")
+    if not re.match(r"^[1-9][0-9]*(\.[0-9]+)?[KMGT]$", memory):
+        raise ConfigError("memLimit", f"{memory!r} is malformed", "Use a value like 512M or 2G")
+    try:
+        cpu = float(r.string("cpuLimit"))
+    except ValueError:
+        cpu = -1.0
+    if not 0.1 <= cpu <= 256:
+        raise ConfigError("cpuLimit", f"{r.string('cpuLimit')!r} is not a core count",
+                          "Use a number between 0.1 and 256, like 1.5")
+    cull = r.integer("cullIdleTimeout", 0, 30 * 86400)
+    if 0 < cull < 300:
+        raise ConfigError("cullIdleTimeout", f"{cull} s would stop servers while people think",
+                          "Use 0 (never) or at least 300")
+    return ServiceSettings(
+        domain=domain, acme_email=acme_email, acme_staging=r.boolean("acmeStaging"),
+        local_https_port=r.integer("localHttpsPort", 1, 65535),
+        local_http_port=r.integer("localHttpPort", 1, 65535), auth=auth, ldap_base_dn=base_dn,
+        ldap_organisation=r.string("ldapOrganisation"), users=users, groups=groups,
+        admin_users=admin_users, allowed_users=allowed_users, allowed_groups=allowed_groups,
+        blocked_users=blocked, images=_images(r, groups), datasets=_datasets(r, host.data_dir),
+        mem_limit=memory, cpu_limit=cpu, cull_idle_timeout=cull, github=github)
+
+
+def load_settings(raw: Mapping[str, str], stack: str,
+                  secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """Validates the project's raw config (key without namespace → Pulumi's string form).
+
+    secret_keys names the keys that were set with --secret (so their values may hold secrets).
+    """
     _check_unknown(raw)
-    r = _Reader(raw)
-    return Settings(stack=stack, host=_host(r, stack))
+    r = _Reader(raw, secret_keys)
+    host = _host(r, stack)
+    return Settings(stack=stack, host=host, service=_service(r, host))
 
 
-def raw_project_config() -> dict[str, str]:
-    """The running program's config for this project, keys without the namespace."""
+def raw_project_config() -> tuple[dict[str, str], frozenset[str]]:
+    """The running program's config for this project (keys without the namespace) and which of
+    them are secret."""
     prefix = f"{PROJECT}:"
     env = pulumi.runtime.config.get_config_env()
     merged = {**env, **pulumi.runtime.config.CONFIG.get()}
-    return {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    return raw, frozenset(k for k in raw if pulumi.runtime.config.is_config_secret(prefix + k))

@@ -20,6 +20,10 @@ HOST = "host replaced (root disk only)"
 DATA = "data volume or IP replaced: refused while protected (see allowDataLoss)"
 RESIZE = "host resized in place (reboots; user servers restart)"
 GROW = "volume grows in place (then resize2fs on the host); shrinking is refused while protected"
+HUB = "hub container replaced; running user servers keep running"
+LDAP = "LDAP reconciled on the next pulumi up; no restart"
+TLS = "Caddy restarts (seconds); a new certificate may be requested"
+SPAWN = "hub restarts; applies to servers started afterwards"
 NEW_PLACE = "a new, empty deployment elsewhere; existing data is not moved"
 NEW_HOST_ONLY = "ignored by a running host (applies to the next host)"
 
@@ -101,6 +105,56 @@ KEYS: tuple[Key, ...] = (
     Key("localDockerHost", "string", "local stack: Docker engine address.",
         "unix:///var/run/docker.sock", RESTART),
 )
+
+SERVICE_KEYS: tuple[Key, ...] = (
+    Key("domain", "string", "Public DNS name of the hub. With acmeEmail: a Let's Encrypt certificate; "
+        "unset: Caddy's internal CA for the public address.", "", TLS, layer="service"),
+    Key("acmeEmail", "string", "Contact address for Let's Encrypt (needs domain).", "", TLS,
+        layer="service"),
+    Key("acmeStaging", "boolean", "Use Let's Encrypt's staging CA (for test stacks: no rate limits).",
+        False, TLS, layer="service"),
+    Key("localHttpsPort", "integer", "local stack: HTTPS port on 127.0.0.1.", 8443, TLS,
+        layer="service"),
+    Key("localHttpPort", "integer", "local stack: HTTP port on 127.0.0.1 (redirects to HTTPS).", 8080,
+        TLS, layer="service"),
+    Key("auth", "string", "Login method: ldap (the users below) or github (OAuth).", "ldap", HUB,
+        layer="service"),
+    Key("ldapBaseDn", "string", "Base DN of the directory. Fixed once LDAP is initialised.",
+        "dc=jupyterhub,dc=internal", NEW_PLACE, layer="service"),
+    Key("ldapOrganisation", "string", "Organisation name written at LDAP initialisation.",
+        "JupyterHub", NOTHING, layer="service"),
+    Key("users", "objects", "Accounts: [{name, fullName, email, groups: [..], admin: bool, uid, "
+        "password (secret)}]. Removing one disables the login; the home directory stays.", [], LDAP,
+        layer="service"),
+    Key("groups", "objects", "LDAP groups: [{name, gid}] (gid optional, derived from the name).", [],
+        LDAP, layer="service"),
+    Key("adminUsers", "array", "Extra hub admins by login name (e.g. GitHub users).", [], HUB,
+        layer="service"),
+    Key("allowedUsers", "array", "Only these (plus allowedGroups members) may log in; empty: all "
+        "declared users (ldap) or nobody but allowedGithubOrgs (github).", [], HUB, layer="service"),
+    Key("allowedGroups", "array", "LDAP groups whose members may log in.", [], HUB, layer="service"),
+    Key("blockedUsers", "array", "Never allowed to log in, whatever else says.", [], HUB,
+        layer="service"),
+    Key("images", "objects", "Spawner menu: [{name, displayName, path (a directory under images/), "
+        "groups: [..]}]. Empty groups: everyone. Default: minimal, scipy, r.", [], SPAWN,
+        layer="service"),
+    Key("datasets", "objects", "Read-only mounts: [{name, path}] (path on the host; default "
+        "<data dir>/datasets/<name>).", [], SPAWN, layer="service"),
+    Key("memLimit", "string", "Memory limit of each user server (e.g. 2G).", "2G", SPAWN,
+        layer="service"),
+    Key("cpuLimit", "string", "CPU limit of each user server, in cores (e.g. 1.5).", "1", SPAWN,
+        layer="service"),
+    Key("cullIdleTimeout", "integer", "Stop user servers idle this many seconds (0: never).", 3600,
+        HUB, layer="service"),
+    Key("githubClientId", "string", "GitHub OAuth app client id (auth: github).", "", HUB,
+        layer="service"),
+    Key("githubClientSecret", "string", "GitHub OAuth app client secret (auth: github). Set with "
+        "--secret.", "", HUB, secret=True, layer="service"),
+    Key("githubAllowedOrgs", "array", "GitHub organisations whose members may log in.", [], HUB,
+        layer="service"),
+)
+
+KEYS = KEYS + SERVICE_KEYS
 
 BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
 

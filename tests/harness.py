@@ -6,6 +6,7 @@ Mocks never see resource options, so the harness also wraps resource constructio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,7 @@ COMPUTED: dict[str, dict[str, Any]] = {
     "aws:ec2/eip:Eip": {"publicIp": "198.51.100.20", "allocationId": "eipalloc-0001"},
     "aws:ec2/keyPair:KeyPair": {"keyName": "jhc-key-1234"},
     "command:local:Command": {"stdout": "ready"},
+    "docker:index/container:Container": {"exitCode": 0, "containerLogs": "reconciled"},
 }
 CALLS: dict[str, dict[str, Any]] = {
     "openstack:networking/getNetwork:getNetwork": {"id": "net-0001", "name": "private"},
@@ -93,9 +95,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
         entry = self.resources.setdefault(args.name, Declared(args.typ, args.name))
         entry.inputs = dict(args.inputs)
         state = {**args.inputs, **COMPUTED.get(args.typ, {})}
+        # The SDK does not mark these secret under mocks; the real provider does.
         if args.typ == "random:index/randomPassword:RandomPassword":
-            # The SDK does not mark this secret under mocks; the real provider does.
             state["result"] = secret(f"generated-{args.name}-Zq8")
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            state["hex"] = secret(hashlib.sha256(args.name.encode()).hexdigest())
+            state["base64"] = secret(f"b64-{args.name}")
+        elif args.typ == "docker:index/image:Image":
+            state["repoDigest"] = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = f"sha256:pulled-{args.inputs['name']}"
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:

@@ -1,0 +1,87 @@
+"""LDAP: the project's slapd image, and a one-shot reconcile that makes it match the stack's users.
+
+The reconcile container is replaced (and so runs again) whenever the declared users, groups or
+passwords change; it fails the deploy with its own report when LDAP could not be reconciled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.accounts import USERS_GID
+from components.config import ServiceSettings
+from components.containers import LABELS, Networks, attach, bind, build, secret_file
+from services.ldap.desired import desired_state
+
+CONTEXT = "services/ldap"
+
+
+@dataclass(frozen=True)
+class LdapArgs:
+    prefix: str
+    data_dir: str
+    networks: Networks
+    service: ServiceSettings
+    admin_password: pulumi.Output[str]
+    readonly_password: pulumi.Output[str]
+    user_passwords: dict[str, pulumi.Output[str]]
+
+
+def desired_document(service: ServiceSettings, passwords: dict[str, str]) -> str:
+    """The reconcile input: declared users and groups with their passwords (a secret file)."""
+    users = [{"name": u.name, "uid": u.uid, "gid": USERS_GID, "cn": u.full_name,
+              "password": passwords[u.name], **({"mail": u.email} if u.email else {})}
+             for u in service.users]
+    groups = [{"name": g.name, "gid": g.gid,
+               "members": [u.name for u in service.users if g.name in u.groups]}
+              for g in service.groups]
+    return json.dumps(desired_state(service.ldap_base_dn, users, groups), sort_keys=True)
+
+
+def _check_reconcile(result: list) -> None:
+    exit_code, logs = result
+    if exit_code not in (0, None):
+        raise pulumi.RunError(f"LDAP reconcile failed (exit {exit_code}); nothing was changed when "
+                              f"it reports conflicts. Its report:\n{logs or '(no output)'}")
+
+
+class Ldap(pulumi.ComponentResource):
+    host: str = "ldap"
+
+    def __init__(self, name: str, args: LdapArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("jupyterhub-cloud:service:Ldap", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-ldap:latest", self)
+        admin_file = secret_file("ldap-admin-password", args.admin_password)
+        self.container = docker.Container(
+            f"{name}-container", name=f"{args.prefix}-ldap", image=image.repo_digest,
+            restart="unless-stopped", labels=LABELS,
+            envs=[f"LDAP_BASE_DN={args.service.ldap_base_dn}",
+                  f"LDAP_ORGANISATION={args.service.ldap_organisation}",
+                  "LDAP_ADMIN_PASSWORD_FILE=/run/secrets/ldap-admin-password",
+                  "LDAP_READONLY_PASSWORD_FILE=/run/secrets/ldap-readonly-password"],
+            uploads=[admin_file, secret_file("ldap-readonly-password", args.readonly_password)],
+            volumes=[bind(f"{args.data_dir}/state/ldap/config", "/etc/ldap/slapd.d"),
+                     bind(f"{args.data_dir}/state/ldap/data", "/var/lib/ldap")],
+            networks_advanced=[attach(args.networks.backend, self.host)],
+            wait=True, wait_timeout=120, opts=child)
+
+        names = list(args.user_passwords)
+        document = pulumi.Output.all(*args.user_passwords.values()).apply(
+            lambda values: desired_document(args.service, dict(zip(names, values, strict=True))))
+        self.reconcile = docker.Container(
+            f"{name}-reconcile", name=f"{args.prefix}-ldap-reconcile", image=image.repo_digest,
+            command=["python3", "/opt/jhc/reconcile.py", "--desired",
+                     "/run/secrets/ldap-desired.json", "--wait", "60"],
+            uploads=[admin_file, secret_file("ldap-desired.json", pulumi.Output.secret(document))],
+            networks_advanced=[attach(args.networks.backend, "ldap-reconcile")],
+            attach=True, logs=True, must_run=False, restart="no", labels=LABELS,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]))
+        pulumi.Output.all(self.reconcile.exit_code, self.reconcile.container_logs).apply(
+            _check_reconcile)
+        self.register_outputs({})

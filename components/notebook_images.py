@@ -1,0 +1,36 @@
+"""The spawner's image menu: each configured image built on the host from images/<path>.
+
+The menu handed to the hub names each image by its local id (repo_digest), so a rebuild changes
+the hub's environment and new servers start from the new image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.config import NotebookImage
+from components.containers import build
+
+
+@dataclass(frozen=True)
+class NotebookImagesArgs:
+    prefix: str
+    images: tuple[NotebookImage, ...]
+
+
+class NotebookImages(pulumi.ComponentResource):
+    menu: pulumi.Output[list[dict]]
+
+    def __init__(self, name: str, args: NotebookImagesArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("jupyterhub-cloud:service:NotebookImages", name, None, opts)
+        built = [build(f"{name}-{image.name}", f"images/{image.path}",
+                       f"{args.prefix}-notebook-{image.name}:latest", self)
+                 for image in args.images]
+        self.menu = pulumi.Output.all(*[b.repo_digest for b in built]).apply(
+            lambda ids: [{"name": image.name, "display_name": image.display_name, "image": ref,
+                          "groups": list(image.groups)}
+                         for image, ref in zip(args.images, ids, strict=True)])
+        self.register_outputs({"menu": self.menu})

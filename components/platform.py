@@ -1,0 +1,82 @@
+"""The Jupyter platform on a Docker host: networks, secrets and every service, wired together.
+
+Nothing here feeds back into the host layer: changing users, images, limits or auth never
+touches the VM or its data volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import Settings
+from components.containers import Networks
+from components.hub import Hub, HubArgs
+from components.ldap import Ldap, LdapArgs
+from components.notebook_images import NotebookImages, NotebookImagesArgs
+from components.postgres import Postgres, PostgresArgs
+from components.proxy import Proxy, ProxyArgs
+from components.secrets import PlatformSecrets
+from components.tls import Tls, TlsArgs
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    settings: Settings
+    data_dir: str
+    public_address: pulumi.Output[str]
+
+
+def public_site(settings: Settings, address: str) -> tuple[str, str]:
+    """(Caddy site address, the URL people open)."""
+    service = settings.service
+    if settings.host.cloud == "local":
+        return "localhost", f"https://localhost:{service.local_https_port}"
+    site = service.domain or address
+    return site, f"https://{site}"
+
+
+class Platform(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    secrets: PlatformSecrets
+
+    def __init__(self, name: str, args: PlatformArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("jupyterhub-cloud:service:Platform", name, None, opts)
+        settings, service = args.settings, args.settings.service
+        prefix = f"jhc-{settings.stack}"
+        child = pulumi.ResourceOptions(parent=self)
+
+        backend = docker.Network(f"{name}-backend", name=f"{prefix}-backend", internal=True,
+                                 opts=child)
+        frontend = docker.Network(f"{name}-frontend", name=f"{prefix}-frontend", opts=child)
+        networks = Networks(backend=backend.name, frontend=frontend.name)
+        self.secrets = secrets = PlatformSecrets(f"{name}-secrets", service, opts=child)
+
+        postgres = Postgres(f"{name}-postgres", PostgresArgs(
+            prefix, args.data_dir, networks, secrets.postgres_password), opts=child)
+        ldap = Ldap(f"{name}-ldap", LdapArgs(
+            prefix, args.data_dir, networks, service, secrets.ldap_admin_password,
+            secrets.ldap_readonly_password, secrets.user_passwords), opts=child)
+        proxy = Proxy(f"{name}-proxy", ProxyArgs(prefix, networks, secrets.proxy_token),
+                      opts=child)
+        images = NotebookImages(f"{name}-images", NotebookImagesArgs(prefix, service.images),
+                                opts=child)
+        site_and_url = args.public_address.apply(lambda a: public_site(settings, a))
+        self.url = site_and_url.apply(lambda s: s[1])
+        Hub(f"{name}-hub", HubArgs(
+            prefix=prefix, data_dir=args.data_dir, networks=networks,
+            frontend_name=frontend.name, service=service, public_url=self.url,
+            images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
+            proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
+            depends_on=[postgres.container, ldap.container, proxy.container]), opts=child)
+        local = settings.host.cloud == "local"
+        Tls(f"{name}-tls", TlsArgs(
+            prefix=prefix, data_dir=args.data_dir, networks=networks,
+            site=site_and_url.apply(lambda s: s[0]), acme_email=service.acme_email,
+            acme_staging=service.acme_staging, bind_ip="127.0.0.1" if local else "",
+            http_port=service.local_http_port if local else 80,
+            https_port=service.local_https_port if local else 443), opts=child)
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,39 @@
+"""configurable-http-proxy in its own container, so a hub restart keeps user servers reachable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.containers import LABELS, Networks, attach
+from components.versions import PROXY_IMAGE
+
+
+@dataclass(frozen=True)
+class ProxyArgs:
+    prefix: str
+    networks: Networks
+    token: pulumi.Output[str]
+
+
+class Proxy(pulumi.ComponentResource):
+    host: str = "proxy"
+
+    def __init__(self, name: str, args: ProxyArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("jupyterhub-cloud:service:Proxy", name, None, opts)
+        image = docker.RemoteImage(f"{name}-image", name=PROXY_IMAGE, keep_locally=True,
+                                   opts=pulumi.ResourceOptions(parent=self))
+        self.container = docker.Container(
+            f"{name}-container", name=f"{args.prefix}-proxy", image=image.image_id,
+            restart="unless-stopped", labels=LABELS,
+            command=["--ip=0.0.0.0", "--port=8000", "--api-ip=0.0.0.0", "--api-port=8001",
+                     "--default-target=http://jupyterhub:8081",
+                     "--error-target=http://jupyterhub:8081/hub/error"],
+            # configurable-http-proxy reads its token only from this variable.
+            envs=[args.token.apply(lambda t: f"CONFIGPROXY_AUTH_TOKEN={t}")],
+            networks_advanced=[attach(args.networks.frontend, self.host)],
+            opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})

@@ -29,6 +29,7 @@ bench: $(VENV)/.installed
 
 # The main job: the whole platform on this machine's Docker engine.
 up: $(VENV)/.installed
+	pulumi stack select --create local
 	pulumi up --stack local
 
 clean:

@@ -2,17 +2,13 @@
 
 import pulumi
 
-from components.aws_host import AwsHost
 from components.config import load_settings, raw_project_config
-from components.local_host import LocalHost
-from components.openstack_host import OpenStackHost
+from components.host import host_class
 from components.platform import Platform, PlatformArgs
-
-HOSTS = {"openstack": OpenStackHost, "aws": AwsHost, "local": LocalHost}
 
 raw, secret_keys = raw_project_config()
 settings = load_settings(raw, pulumi.get_stack(), secret_keys)
-host = HOSTS[settings.host.cloud]("jhc", settings.host)
+host = host_class(settings.host.cloud)("jhc", settings.host)
 engine = host.docker_provider("jhc-docker", settings.host)
 platform = Platform("jhc", PlatformArgs(settings, host.data_dir, host.public_address),
                     opts=pulumi.ResourceOptions(providers={"docker": engine}))

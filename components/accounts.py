@@ -1,22 +1,23 @@
 """Users, groups and their numeric ids.
 
 A uidNumber decides who owns a home directory on the data volume, so it must never change for an
-existing user. Ids are derived from the name alone (a hash into a fixed range), so adding, removing
-or reordering other users cannot move anyone's id; a collision is a config error that asks for an
-explicit id instead of silently renumbering somebody.
+existing user. Ids are derived from the name alone (services/hub/jhc_ids.py, shared with the hub),
+so adding, removing or reordering other users cannot move anyone's id; a collision is a config
+error that asks for an explicit id instead of silently renumbering somebody.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pulumi
 
-USERS_GID = 100  # "users" in the Jupyter docker-stacks images: every account's primary group
-UID_BASE, GID_BASE, ID_SPAN = 200_000, 1_200_000, 1_000_000
+from services.hub.jhc_ids import GID_BASE, ID_SPAN, UID_BASE, USERS_GID, derived_id
+
+__all__ = ["GID_BASE", "ID_SPAN", "UID_BASE", "USERS_GID", "derived_id"]
+
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Names that would clash with system accounts or groups inside the notebook images.
 RESERVED = frozenset({"root", "jovyan", "users", "admin", "nobody", "daemon", "bin", "sys", "sudo",
@@ -38,12 +39,6 @@ class User:
     groups: tuple[str, ...]
     admin: bool
     password: pulumi.Output[str] | None  # secret; None: generated at deploy
-
-
-def derived_id(name: str, base: int) -> int:
-    """Frozen forever: changing this function would move every user's files."""
-    digest = hashlib.sha256(name.encode()).digest()
-    return base + int.from_bytes(digest[:8], "big") % ID_SPAN
 
 
 def assign_ids(names_and_explicit: Iterable[tuple[str, int | None]], base: int

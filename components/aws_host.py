@@ -56,11 +56,15 @@ class AwsHost(Host):
         vpc.SecurityGroupEgressRule(f"{name}-out-v6", security_group_id=group.id,
                                     ip_protocol="-1", cidr_ipv6="::/0", opts=child)
 
-        volume = ebs.Volume(
-            f"{name}-data", availability_zone=zone, size=args.data_volume_size_gb,
-            type=aws.data_volume_type, encrypted=True, final_snapshot=True,
-            tags={"Name": f"{name}-data", "jupyterhub-cloud": "data"},
-            opts=keep_data(args, self))
+        if args.existing_data_volume_id:
+            # Must be in the subnet's availability zone; Pulumi only reads it.
+            volume = ebs.Volume.get(f"{name}-data", args.existing_data_volume_id, opts=child)
+        else:
+            volume = ebs.Volume(
+                f"{name}-data", availability_zone=zone, size=args.data_volume_size_gb,
+                type=aws.data_volume_type, encrypted=True, final_snapshot=True,
+                tags={"Name": f"{name}-data", "jupyterhub-cloud": "data"},
+                opts=keep_data(args, self))
 
         instance = ec2.Instance(
             f"{name}-server", ami=ami, instance_type=aws.instance_type, subnet_id=subnet_id,

@@ -83,6 +83,7 @@ class HostSettings:
     ssh_private_key_path: str | None
     known_hosts_file: str
     admin_cidrs: tuple[str, ...]
+    existing_data_volume_id: str | None
     data_volume_size_gb: int
     bytes_per_inode: int
     allow_data_loss: bool
@@ -323,7 +324,8 @@ def _host(r: _Reader, stack: str) -> HostSettings:
     return HostSettings(
         cloud=cloud, ssh_user=r.string("sshUser"), ssh_public_key=public_key,
         ssh_private_key_path=r.string("sshPrivateKeyPath"), known_hosts_file=known_hosts,
-        admin_cidrs=cidrs, data_volume_size_gb=r.integer("dataVolumeSizeGb", 10, 16384),
+        admin_cidrs=cidrs, existing_data_volume_id=r.string("existingDataVolumeId"),
+        data_volume_size_gb=r.integer("dataVolumeSizeGb", 10, 16384),
         bytes_per_inode=bytes_per_inode, allow_data_loss=r.boolean("allowDataLoss"),
         nofile_limit=r.integer("hostNofileLimit", 1024, 1048576),
         nproc_limit=r.integer("hostNprocLimit", 1024, 4194304),

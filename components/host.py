@@ -6,6 +6,8 @@ cloud it runs on.
 
 from __future__ import annotations
 
+import importlib
+
 import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
@@ -87,3 +89,11 @@ def keep_data(host: HostSettings, parent: pulumi.Resource) -> pulumi.ResourceOpt
     """Options for the data volume and the public IP: protected and kept on destroy by default."""
     keep = not host.allow_data_loss
     return pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep)
+
+
+def host_class(cloud: str) -> type[Host]:
+    """Imports only the chosen cloud's SDK: pulumi_aws alone costs about a second per run."""
+    module, name = {"openstack": ("components.openstack_host", "OpenStackHost"),
+                    "aws": ("components.aws_host", "AwsHost"),
+                    "local": ("components.local_host", "LocalHost")}[cloud]
+    return getattr(importlib.import_module(module), name)

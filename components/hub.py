@@ -17,6 +17,7 @@ from components.containers import LABELS, Networks, attach, bind, build, secret_
 
 CONTEXT = "services/hub"
 HOMES_IN_HUB = "/homes"
+SHARED_IN_HUB = "/shared"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
         "JHC_HOMES_HOST_DIR": f"{data_dir}/homes",
         "JHC_HOMES_HUB_DIR": HOMES_IN_HUB,
         "JHC_SHARED_HOST_DIR": f"{data_dir}/shared",
+        "JHC_SHARED_HUB_DIR": SHARED_IN_HUB,
         "JHC_DATASETS_JSON": json.dumps([{"name": d.name, "host_path": d.path}
                                          for d in service.datasets]),
         "JHC_MEM_LIMIT": service.mem_limit,
@@ -101,6 +103,7 @@ class Hub(pulumi.ComponentResource):
                 # DockerSpawner starts user servers through the engine; only the hub has it.
                 bind("/var/run/docker.sock", "/var/run/docker.sock"),
                 bind(f"{args.data_dir}/homes", HOMES_IN_HUB),
+                bind(f"{args.data_dir}/shared", SHARED_IN_HUB),
             ],
             networks_advanced=[attach(args.networks.backend, self.host),
                                attach(args.networks.frontend, self.host)],

@@ -64,6 +64,9 @@ KEYS: tuple[Key, ...] = (
         "mkfs.ext4 -i for a NEW data volume (1024-65536, power of two): small = many inodes, "
         "which image layers eat. An existing filesystem is never reformatted.", 4096,
         NEW_HOST_ONLY),
+    Key("existingDataVolumeId", "string",
+        "Re-attach this existing data volume (e.g. from a destroyed stack) instead of creating one. "
+        "Pulumi then only reads it and never deletes it.", "", HOST),
     Key("allowDataLoss", "boolean",
         "true lets pulumi replace or destroy the data volume and public IP. Default false: they are "
         "protected and retained on destroy.", False, NOTHING),

@@ -39,11 +39,15 @@ class OpenStackHost(Host):
             f"{name}-port", network_id=network.id, security_group_ids=[group.id],
             admin_state_up=True, opts=child)
 
-        volume = openstack.blockstorage.Volume(
-            f"{name}-data", size=args.data_volume_size_gb, volume_type=os_.volume_type,
-            availability_zone=os_.availability_zone, enable_online_resize=True,
-            description="jupyterhub-cloud data: Docker, service state, user homes",
-            opts=keep_data(args, self))
+        if args.existing_data_volume_id:
+            volume = openstack.blockstorage.Volume.get(f"{name}-data", args.existing_data_volume_id,
+                                                       opts=child)
+        else:
+            volume = openstack.blockstorage.Volume(
+                f"{name}-data", size=args.data_volume_size_gb, volume_type=os_.volume_type,
+                availability_zone=os_.availability_zone, enable_online_resize=True,
+                description="jupyterhub-cloud data: Docker, service state, user homes",
+                opts=keep_data(args, self))
 
         server = openstack.compute.Instance(
             f"{name}-server", image_name=os_.image, flavor_name=os_.flavor,

@@ -15,6 +15,7 @@ if [[ -n "${JHC_KNOWN_HOSTS:-}" ]]; then
   mkdir -p "$(dirname "$known_hosts")"
 fi
 
+# shellcheck disable=SC2029  # the arguments are fixed commands of this script
 remote() { ssh "${opts[@]}" "$JHC_SSH_TARGET" "$@"; }
 
 until remote true 2>/dev/null; do

@@ -6,6 +6,7 @@ Mocks never see resource options, so the harness also wraps resource constructio
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import runpy
@@ -126,6 +127,8 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
     for key, value in (overrides or {}).items():
         config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
 
+    # Pulumi's mocks run on the current event loop; other tests (JupyterHub's) may have closed it.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
     pulumi.runtime.set_mocks(RecordingMocks(resources), project=PROJECT, stack=stack,

@@ -201,3 +201,14 @@ def test_outputs(stack, request) -> None:
 def test_bad_config_fails_before_any_resource() -> None:
     with pytest.raises(ConfigError, match="adminCidrs"):
         run_program("dev", overrides={"adminCidrs": ["0.0.0.0/0"]})
+
+
+@pytest.mark.parametrize("stack, typ", [("dev", "openstack:blockstorage/volume:Volume"),
+                                        ("aws", "aws:ebs/volume:Volume")])
+def test_existing_data_volume_is_read_not_created(stack: str, typ: str) -> None:
+    run = run_program(stack, overrides={"existingDataVolumeId": "vol-0123456789abcdef0"})
+    volume = run.resources["jhc-data"]
+    assert volume.opts.id == "vol-0123456789abcdef0"  # a read (`.get`), never created or deleted
+    assert volume.type == typ
+    attach = next(r for r in run if r.name == "jhc-data-attach")
+    assert attach.plain["volumeId"] == "vol-0123456789abcdef0"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what the test suite runs for real: the Debian packages below and, from npm,
+# configurable-http-proxy (into .cache/npm, not globally). Idempotent and quick when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  cloud-init                      # `cloud-init schema` validates the rendered user_data
+  shellcheck                      # lint of the bootstrap scripts
+  e2fsprogs util-linux iptables   # the data-volume and metadata-block scripts, run in tests
+  systemd                         # systemd-analyze calendar checks the prune schedule
+  caddy                           # `caddy adapt` validates the rendered Caddyfile
+  slapd ldap-utils                # the LDAP bootstrap and reconcile run against a real slapd
+  postgresql                      # hub state in a real PostgreSQL (integration tests)
+  docker.io debootstrap           # a real Docker engine and a registry-free base image
+  nodejs npm                      # configurable-http-proxy
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} )); then
+  if (( EUID != 0 )); then
+    echo "missing Debian packages: ${missing[*]} (run: sudo $0)" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # slapd must not create its own example database; the tests bootstrap their own.
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+chp_version=5.3.0
+if [[ ! -x .cache/npm/node_modules/.bin/configurable-http-proxy ]] ||
+   ! grep -q "\"version\": \"$chp_version\"" .cache/npm/node_modules/configurable-http-proxy/package.json; then
+  npm install --silent --no-audit --no-fund --prefix .cache/npm "configurable-http-proxy@$chp_version"
+fi

@@ -13,8 +13,9 @@ packages=(
   slapd ldap-utils                # the LDAP bootstrap and reconcile run against a real slapd
   postgresql                      # hub state in a real PostgreSQL (integration tests)
   docker.io debootstrap           # a real Docker engine and a registry-free base image
-  nodejs npm                      # configurable-http-proxy
 )
+# Node.js may come from elsewhere than Debian (then Debian's npm would conflict with it).
+command -v npm >/dev/null || packages+=(nodejs npm)  # configurable-http-proxy
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +29,13 @@ if (( ${#missing[@]} )); then
   export DEBIAN_FRONTEND=noninteractive
   # slapd must not create its own example database; the tests bootstrap their own.
   echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+  # Packages must not start their services (postgresql, docker.io): the tests start and stop
+  # their own instances. policy-rc.d is Debian's switch for that, removed afterwards.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -27,6 +27,7 @@ import os
 import re
 import stat
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -648,10 +649,12 @@ def _db(c: Any, env: Env) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_]+", value):
             raise HubConfigError(var, f"{value!r} must be letters, digits and _")
     password = env.secret_file("JHC_DB_PASSWORD_FILE", "JHC_DB_HOST is set")
-    # the password goes to psycopg2 as a connect argument, never into the URL that
-    # JupyterHub and SQLAlchemy may log
-    c.JupyterHub.db_url = f"postgresql+psycopg2://{user}@{host}:{port}/{name}"
-    c.JupyterHub.db_kwargs = {"connect_args": {"password": password}}
+    # The password must be in the URL: on a fresh database JupyterHub stamps the schema
+    # with alembic, which builds its own engine from the URL alone, so a password given as
+    # a connect argument is lost there ("fe_sendauth: no password supplied"; found by
+    # tests/integration). JupyterHub redacts it when it logs the URL, SQLAlchemy masks it.
+    quoted = urllib.parse.quote(password, safe="")
+    c.JupyterHub.db_url = f"postgresql+psycopg2://{user}:{quoted}@{host}:{port}/{name}"
 
 
 def _ldap(c: Any, env: Env) -> None:

@@ -1,0 +1,258 @@
+"""Spawn latency of the platform against a bare JupyterHub + DockerSpawner, side by side.
+
+Not a test: it prints figures. Both hubs spawn the same test notebook image on the same engine
+and network, one after the other in one run:
+
+- platform: the integration stack of tests/integration/stack.py (slapd bootstrapped and
+  reconciled, PostgreSQL, configurable-http-proxy apart, JupyterHub with
+  services/hub/jupyterhub_config.py and hub_environment(): LDAP login, Postgres state, pre-spawn
+  hook, limits, hardening, home/shared/dataset mounts), with the stack's default limits;
+- baseline: bench/baseline_jupyterhub_config.py (the jupyterhub-deploy-docker shape:
+  DummyAuthenticator, sqlite, the hub starts its own proxy, no limits, no mounts).
+
+Measured per stack: login -> server ready latency (form login with _xsrf, GET /hub/spawn, then
+until /user/<name>/api answers through the proxy), median and p95 over N sequential spawns (each
+server stopped before the next); then C concurrent logins + spawns: failures and total time.
+Loopback and the bench's own containers only; every loop is bounded.
+
+    venv/bin/python bench/spawn_latency.py [--sequential 20] [--concurrent 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "integration")]
+
+import docker  # noqa: E402
+import stack  # noqa: E402
+from docker_helpers import CI_DOCKER, ensure_notebook_image  # noqa: E402
+
+BASELINE_CONFIG = REPO / "bench" / "baseline_jupyterhub_config.py"
+# Both hubs get the same start timeout: 50 servers starting at once on 2 cores take minutes,
+# and JupyterHub's defaults would count a slow machine as failed spawns.
+START_TIMEOUT = 600
+READY_TIMEOUT = START_TIMEOUT + 60.0
+PASSWORD = "bench-password-not-secret"  # the baseline's DummyAuthenticator accepts anything
+
+
+@dataclass
+class Target:
+    """One hub to measure: where users log in, and their passwords."""
+
+    name: str
+    url: str
+    password: Callable[[str], str]
+    admin_token: str
+
+
+@dataclass
+class Result:
+    sequential: list[float]
+    concurrent_ok: int
+    concurrent_failed: int
+    concurrent_total: float
+    concurrent_latencies: list[float]
+    failures: list[str]
+
+
+def login_and_spawn(target: Target, username: str) -> float:
+    """Seconds from the login form to the user's server answering through the proxy."""
+    start = time.monotonic()
+    browser = stack.Browser(target.url)
+    response = browser.login(username, target.password(username))
+    if response.status_code != 302:
+        raise RuntimeError(f"login of {username}: HTTP {response.status_code}")
+    spawn = browser.session.get(f"{target.url}/hub/spawn", allow_redirects=False, timeout=120)
+    if spawn.status_code not in (200, 302):
+        raise RuntimeError(f"spawn of {username}: HTTP {spawn.status_code}")
+    checked = time.monotonic()
+
+    def ready() -> bool:
+        nonlocal checked
+        if stack.server_answers(target.url, username):
+            return True
+        if time.monotonic() - checked > 2:  # fail fast when the hub gave up on the spawn
+            checked = time.monotonic()
+            me = browser.api("GET", "/user")
+            if me.ok and "" not in me.json().get("servers", {}):
+                raise RuntimeError(f"the hub gave up on {username}'s server")
+        return False
+
+    stack.wait_until(ready, READY_TIMEOUT, f"{username}'s server", interval=0.25)
+    return time.monotonic() - start
+
+
+def stop_servers(target: Target, names: list[str]) -> None:
+    admin = stack.TokenClient(target.url, target.admin_token)
+    for name in names:
+        with contextlib.suppress(Exception):
+            admin.api("DELETE", f"/users/{name}/server")
+    for name in names:
+        with contextlib.suppress(Exception):
+            stack.wait_until(lambda n=name: not admin.user(n).get("servers"), 120,
+                             f"{name}'s server to stop", interval=0.5)
+
+
+def measure(target: Target, sequential: int, concurrent: int) -> Result:
+    failures: list[str] = []
+    latencies: list[float] = []
+    for i in range(sequential):
+        name = f"seq{i:02d}"
+        try:
+            latencies.append(login_and_spawn(target, name))
+        except Exception as err:  # noqa: BLE001  a failed spawn is a figure, not a crash
+            failures.append(f"{name}: {err}")
+        stop_servers(target, [name])
+    names = [f"con{i:02d}" for i in range(concurrent)]
+    ok: list[float] = []
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(concurrent, 1)) as pool:
+        futures = {pool.submit(login_and_spawn, target, name): name for name in names}
+        for future in as_completed(futures):
+            try:
+                ok.append(future.result())
+            except Exception as err:  # noqa: BLE001
+                failures.append(f"{futures[future]}: {err}")
+    total = time.monotonic() - start
+    stop_servers(target, names)
+    return Result(latencies, len(ok), concurrent - len(ok), total, ok, failures)
+
+
+def bench_users(sequential: int, concurrent: int) -> list[str]:
+    return [f"seq{i:02d}" for i in range(sequential)] + [f"con{i:02d}" for i in range(concurrent)]
+
+
+@contextlib.contextmanager
+def platform_target(root: Path, client: docker.DockerClient, image: str,
+                    users: list[str]) -> Iterator[Target]:
+    config = {
+        "groups": [{"name": "bench"}],
+        "users": [{"name": "benchadmin", "admin": True, "groups": ["bench"]}]
+        + [{"name": name, "groups": ["bench"]} for name in users],
+        "images": [{"name": "minimal", "displayName": "Minimal", "path": "minimal"}],
+    }
+    platform = stack.start_platform(root, client, image, config,
+                                    hub_extra={"JHC_START_TIMEOUT": str(START_TIMEOUT)})
+    try:
+        browser = stack.Browser(platform.hub.url)
+        if browser.login("benchadmin", platform.passwords["benchadmin"]).status_code != 302:
+            raise RuntimeError("benchadmin cannot log in")
+        yield Target("platform", platform.hub.url, platform.passwords.__getitem__,
+                     browser.new_token("benchadmin"))
+    finally:
+        stack.stop_platform(platform)
+
+
+@contextlib.contextmanager
+def baseline_target(root: Path, client: docker.DockerClient, image: str) -> Iterator[Target]:
+    network = stack.create_network(client, "jhc-bench-base")
+    port, hub_port, api_port = stack.free_port(), stack.free_port(), stack.free_port()
+    workdir = root / "baseline"
+    workdir.mkdir()
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{stack.NPM_BIN}:{os.environ.get('PATH', '')}",
+        "HOME": str(workdir), "LANG": "C.UTF-8",
+        "BENCH_PORT": str(port), "BENCH_HUB_PORT": str(hub_port),
+        "BENCH_PROXY_API_PORT": str(api_port), "BENCH_GATEWAY": network.gateway,
+        "BENCH_CHP": str(stack.CHP), "BENCH_IMAGE": image, "BENCH_NETWORK": network.name,
+        "BENCH_START_TIMEOUT": str(START_TIMEOUT),
+    }
+    log = workdir / "hub.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(BASELINE_CONFIG)],
+                                cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"baseline hub exited: {stack.tail(log)}")
+            try:
+                return stack.requests.get(f"{url}/hub/health", timeout=2).ok
+            except stack.requests.RequestException:
+                return False
+
+        stack.wait_until(up, 90, "the baseline hub")
+        browser = stack.Browser(url)
+        if browser.login("benchadmin", PASSWORD).status_code != 302:
+            raise RuntimeError("baseline login failed")
+        yield Target("baseline", url, lambda _name: PASSWORD, browser.new_token("benchadmin"))
+    finally:
+        stack.stop_process(proc, timeout=60)  # cleanup_servers: the hub stops its containers
+        network.stop()
+
+
+def summary(result: Result) -> dict[str, float]:
+    seq = sorted(result.sequential)
+    p95 = seq[min(len(seq) - 1, max(0, round(0.95 * len(seq)) - 1))] if seq else float("nan")
+    return {"median": statistics.median(seq) if seq else float("nan"), "p95": p95,
+            "seq_n": len(seq), "ok": result.concurrent_ok, "failed": result.concurrent_failed,
+            "total": result.concurrent_total,
+            "conc_median": statistics.median(result.concurrent_latencies)
+            if result.concurrent_latencies else float("nan")}
+
+
+def report(results: dict[str, Result], sequential: int, concurrent: int) -> None:
+    rows = {name: summary(result) for name, result in results.items()}
+    print(f"\nspawn latency, login -> server answering through the proxy "
+          f"({sequential} sequential, {concurrent} concurrent; {os.cpu_count()} CPUs)")
+    print(f"{'':34}{'platform':>12}{'baseline':>12}{'ratio':>9}")
+    lines = [("sequential median (s)", "median"), ("sequential p95 (s)", "p95"),
+             ("sequential spawns ok", "seq_n"), ("concurrent ok", "ok"),
+             ("concurrent failed", "failed"), ("concurrent total time (s)", "total"),
+             ("concurrent median latency (s)", "conc_median")]
+    for label, key in lines:
+        ours, base = rows["platform"][key], rows["baseline"][key]
+        ratio = f"{ours / base:8.2f}x" if base else "       -"
+        print(f"{label:34}{ours:12.2f}{base:12.2f}{ratio}")
+    for name, result in results.items():
+        for failure in result.failures[:10]:
+            print(f"  {name} failure: {failure[:300]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential", type=int, default=20, choices=range(1, 101),
+                        metavar="N", help="sequential spawns per stack (1-100)")
+    parser.add_argument("--concurrent", type=int, default=50, choices=range(0, 101),
+                        metavar="C", help="concurrent logins + spawns per stack (0-100)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("needs root (Docker engine, slapd, PostgreSQL as the postgres account)")
+        return 2
+    started = subprocess.run([str(CI_DOCKER), "start"], capture_output=True, text=True,
+                             timeout=900, check=True).stdout.strip().splitlines()[-1:] == ["started"]
+    client = docker.from_env(timeout=600)
+    results: dict[str, Result] = {}
+    try:
+        image = ensure_notebook_image(client, Path("/tmp/jhc-test-images.log"))
+        with tempfile.TemporaryDirectory(prefix="jhc-bench-") as tmp:
+            root = Path(tmp)
+            users = bench_users(args.sequential, args.concurrent)
+            with platform_target(root / "platform", client, image, users) as target:
+                results["platform"] = measure(target, args.sequential, args.concurrent)
+            with baseline_target(root, client, image) as target:
+                results["baseline"] = measure(target, args.sequential, args.concurrent)
+    finally:
+        client.close()
+        if started:
+            subprocess.run([str(CI_DOCKER), "stop"], timeout=120, check=False)
+    report(results, args.sequential, args.concurrent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

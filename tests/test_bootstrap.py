@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.bootstrap import (
+from components.host.bootstrap import (
     DATA_FS_LABEL,
     USER_DATA_MAX_BYTES,
     BootstrapParams,

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from components.config import ConfigError, load_settings
-from components.keys import BY_NAME, KEYS
+from components.config.keys import BY_NAME, KEYS
 from harness import ROOT, stack_config
 from scripts import config_reference
 

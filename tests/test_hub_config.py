@@ -886,8 +886,8 @@ def test_dockerfile():
 
 
 def test_github_login_gets_the_stacks_name_derived_uid(load, github_env):
-    from components.accounts import UID_BASE as STACK_UID_BASE
-    from components.accounts import derived_id as stack_derived_id
+    from components.config.accounts import UID_BASE as STACK_UID_BASE
+    from components.config.accounts import derived_id as stack_derived_id
 
     cfg = load({**github_env, "JHC_SHARED_HOST_DIR": "none"})
     spawner = make_spawner(cfg, FakeUser("octo-cat", (), None))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
-from components.accounts import UID_BASE, derived_id
+from components.config.accounts import UID_BASE, derived_id
 from harness import Declared, Run, plain, run_program
 
 USERS = [
@@ -247,7 +247,7 @@ CHANGED_SERVICE = {
 
 @pytest.mark.parametrize("stack", ["dev", "aws"])
 def test_service_settings_never_touch_the_vm(stack: str) -> None:
-    from components.keys import KEYS
+    from components.config.keys import KEYS
     service_keys = {k.name for k in KEYS if k.layer == "service"}
     assert set(CHANGED_SERVICE) | {"auth", "githubClientId", "githubClientSecret",
                                    "githubAllowedOrgs"} == service_keys
@@ -265,7 +265,7 @@ def test_service_settings_never_touch_the_vm(stack: str) -> None:
 
 
 def test_caddyfile_is_valid_for_caddy(tmp_path) -> None:
-    from components.templates import render_caddyfile
+    from components.platform.templates import render_caddyfile
     for args in (("198.51.100.10", None, False), ("hub.example.org", "a@example.org", True),
                  ("localhost", None, False)):
         path = tmp_path / "Caddyfile"

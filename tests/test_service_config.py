@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.accounts import GID_BASE, ID_SPAN, UID_BASE, derived_id
 from components.config import ConfigError, load_settings
+from components.config.accounts import GID_BASE, ID_SPAN, UID_BASE, derived_id
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,12}", fullmatch=True).filter(
     lambda n: n not in {"root", "jovyan", "users", "admin", "nobody", "daemon", "bin", "sys",

@@ -3,7 +3,7 @@
 Why: issue 4 asks for proof that what the stack deploys works together — the project's slapd
 bootstrap and reconcile tool, a PostgreSQL cluster set up like the official image does it,
 configurable-http-proxy, JupyterHub 6.1.1 with services/hub/jupyterhub_config.py and the
-environment components.hub.hub_environment() computes, DockerSpawner on a real engine. Nothing
+environment components.platform.hub.hub_environment() computes, DockerSpawner on a real engine. Nothing
 here is a test: the pytest fixtures (conftest.py) and bench/spawn_latency.py both build on it.
 
 Every service listens on loopback only, except the hub, which binds 0.0.0.0 so that user
@@ -43,8 +43,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from components.config import Settings, load_settings  # noqa: E402
-from components.hub import hub_environment  # noqa: E402
-from components.ldap import desired_document  # noqa: E402
+from components.platform.hub import hub_environment  # noqa: E402
+from components.platform.ldap import desired_document  # noqa: E402
 
 #: JHC_IT_HUB_CONFIG points the hub at another copy of the config (used to break the code on
 #: purpose and watch the scenarios fail without touching the tree).
@@ -54,7 +54,7 @@ LDAP_DIR = REPO / "services" / "ldap"
 NPM_BIN = REPO / ".cache" / "npm" / "node_modules" / ".bin"
 CHP = NPM_BIN / "configurable-http-proxy"
 PG_BIN_ROOT = Path("/usr/lib/postgresql")
-DB_NAME = "jupyterhub"  # components.postgres.DB: POSTGRES_USER and POSTGRES_DB
+DB_NAME = "jupyterhub"  # components.platform.postgres.DB: POSTGRES_USER and POSTGRES_DB
 LABEL = "org.jupyterhub-cloud.integration"
 
 
@@ -207,7 +207,7 @@ def start_slapd(root: Path, base_dn: str, organisation: str) -> Slapd:
 
 
 def reconcile_ldap(server: Slapd, settings: Settings, passwords: Mapping[str, str]) -> dict:
-    """Run the project's reconcile CLI on the document components.ldap.desired_document()
+    """Run the project's reconcile CLI on the document components.platform.ldap.desired_document()
     builds. Only the address and the admin password file differ from production (the
     document names ldap://ldap:389 and /run/secrets/ldap-admin-password)."""
     document = json.loads(desired_document(settings.service, dict(passwords)))
@@ -484,7 +484,7 @@ class Platform:
 
 
 def menu(settings: Settings, image: str) -> list[dict[str, Any]]:
-    """The spawner menu as components.notebook_images builds it, every entry pointing at the
+    """The spawner menu as components.platform.notebook_images builds it, every entry pointing at the
     test notebook image (the production images cannot be built without a registry)."""
     return [{"name": i.name, "display_name": i.display_name, "image": image,
              "groups": list(i.groups)} for i in settings.service.images]

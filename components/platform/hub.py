@@ -13,7 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ServiceSettings
-from components.containers import LABELS, Networks, attach, bind, build, secret_file
+from components.platform.containers import LABELS, Networks, attach, bind, build, secret_file
 
 CONTEXT = "services/hub"
 HOMES_IN_HUB = "/homes"

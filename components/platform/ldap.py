@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.accounts import USERS_GID
 from components.config import ServiceSettings
-from components.containers import LABELS, Networks, attach, bind, build, secret_file
+from components.config.accounts import USERS_GID
+from components.platform.containers import LABELS, Networks, attach, bind, build, secret_file
 from services.ldap.desired import desired_state
 
 CONTEXT = "services/ldap"

@@ -7,10 +7,10 @@ import pulumi_aws.ebs as ebs
 import pulumi_aws.ec2 as ec2
 import pulumi_aws.vpc as vpc
 
-from components.bootstrap import data_device_candidates_aws
 from components.config import HostSettings
 from components.host import Host, keep_data, user_data
-from components.security import ingress_rules
+from components.host.bootstrap import data_device_candidates_aws
+from components.host.security import ingress_rules
 
 DATA_DEVICE = "/dev/sdf"
 CANONICAL = "099720109477"  # Ubuntu's AMI owner

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import LABELS, Networks, attach, bind, secret_file
-from components.versions import POSTGRES_IMAGE
+from components.platform.containers import LABELS, Networks, attach, bind, secret_file
+from components.platform.versions import POSTGRES_IMAGE
 
 DB = "jupyterhub"
 POSTGRES_UID = "999"  # the postgres user of the official image reads its password file

@@ -18,7 +18,7 @@ from typing import Any
 
 import pulumi
 
-from components.accounts import (
+from components.config.accounts import (
     GID_BASE,
     NAME,
     RESERVED,
@@ -27,12 +27,12 @@ from components.accounts import (
     User,
     assign_ids,
 )
-from components.keys import BY_NAME, Key
+from components.config.keys import BY_NAME, Key
 
 PROJECT = "jupyterhub-cloud"
 CLOUDS = ("openstack", "aws", "local")
 DATA_DIR = "/srv/jupyterhub"
-IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
 DEFAULT_IMAGES = (
     {"name": "minimal", "displayName": "Python (minimal)", "path": "minimal"},
     {"name": "scipy", "displayName": "Scientific Python", "path": "scipy"},

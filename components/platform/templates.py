@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jinja2
 
-SERVICES = Path(__file__).resolve().parent.parent / "services"
+SERVICES = Path(__file__).resolve().parents[2] / "services"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SERVICES)),
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                           autoescape=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.config import NotebookImage
-from components.containers import build
+from components.platform.containers import build
 
 
 @dataclass(frozen=True)

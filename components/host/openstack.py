@@ -5,10 +5,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from components.bootstrap import data_device_candidates_openstack
 from components.config import HostSettings
 from components.host import Host, keep_data, user_data
-from components.security import ingress_rules
+from components.host.bootstrap import data_device_candidates_openstack
+from components.host.security import ingress_rules
 
 
 class OpenStackHost(Host):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jinja2
 
-CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
+CLOUD_INIT_DIR = Path(__file__).resolve().parents[2] / "cloud-init"
 
 #: ext4 label given to the data volume when the bootstrap formats it.
 DATA_FS_LABEL = "jhc-data"

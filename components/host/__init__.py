@@ -12,8 +12,8 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.bootstrap import BootstrapParams, render_user_data
 from components.config import HostSettings
+from components.host.bootstrap import BootstrapParams, render_user_data
 
 # The host-ready step runs this script on the machine running pulumi (it uses the local ssh, the
 # same way the Docker provider does, so one host-key policy covers both).
@@ -93,7 +93,7 @@ def keep_data(host: HostSettings, parent: pulumi.Resource) -> pulumi.ResourceOpt
 
 def host_class(cloud: str) -> type[Host]:
     """Imports only the chosen cloud's SDK: pulumi_aws alone costs about a second per run."""
-    module, name = {"openstack": ("components.openstack_host", "OpenStackHost"),
-                    "aws": ("components.aws_host", "AwsHost"),
-                    "local": ("components.local_host", "LocalHost")}[cloud]
+    module, name = {"openstack": ("components.host.openstack", "OpenStackHost"),
+                    "aws": ("components.host.aws", "AwsHost"),
+                    "local": ("components.host.local", "LocalHost")}[cloud]
     return getattr(importlib.import_module(module), name)

@@ -12,14 +12,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import Settings
-from components.containers import Networks
-from components.hub import Hub, HubArgs
-from components.ldap import Ldap, LdapArgs
-from components.notebook_images import NotebookImages, NotebookImagesArgs
-from components.postgres import Postgres, PostgresArgs
-from components.proxy import Proxy, ProxyArgs
-from components.secrets import PlatformSecrets
-from components.tls import Tls, TlsArgs
+from components.platform.containers import Networks
+from components.platform.hub import Hub, HubArgs
+from components.platform.ldap import Ldap, LdapArgs
+from components.platform.notebook_images import NotebookImages, NotebookImagesArgs
+from components.platform.postgres import Postgres, PostgresArgs
+from components.platform.proxy import Proxy, ProxyArgs
+from components.platform.secrets import PlatformSecrets
+from components.platform.tls import Tls, TlsArgs
 
 
 @dataclass(frozen=True)

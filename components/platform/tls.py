@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import LABELS, Networks, attach, bind
-from components.templates import render_caddyfile
-from components.versions import CADDY_IMAGE
+from components.platform.containers import LABELS, Networks, attach, bind
+from components.platform.templates import render_caddyfile
+from components.platform.versions import CADDY_IMAGE
 
 
 @dataclass(frozen=True)

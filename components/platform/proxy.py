@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import LABELS, Networks, attach
-from components.versions import PROXY_IMAGE
+from components.platform.containers import LABELS, Networks, attach
+from components.platform.versions import PROXY_IMAGE
 
 
 @dataclass(frozen=True)

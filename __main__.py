@@ -10,7 +10,8 @@ raw, secret_keys = raw_project_config()
 settings = load_settings(raw, pulumi.get_stack(), secret_keys)
 host = host_class(settings.host.cloud)("jhc", settings.host)
 engine = host.docker_provider("jhc-docker", settings.host)
-platform = Platform("jhc", PlatformArgs(settings, host.data_dir, host.public_address),
+platform = Platform("jhc", PlatformArgs(settings.stack, settings.service, host.data_dir,
+                                        host.publishing),
                     opts=pulumi.ResourceOptions(providers={"docker": engine}))
 
 pulumi.export("url", platform.url)

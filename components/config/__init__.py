@@ -73,6 +73,8 @@ class AwsSettings:
 class LocalSettings:
     data_dir: str
     docker_host: str
+    https_port: int
+    http_port: int
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,6 @@ class ServiceSettings:
     domain: str | None
     acme_email: str | None
     acme_staging: bool
-    local_https_port: int
-    local_http_port: int
     auth: str
     ldap_base_dn: str
     ldap_organisation: str
@@ -320,7 +320,9 @@ def _host(r: _Reader, stack: str) -> HostSettings:
     else:
         data_dir = r.string("localDataDir") or f"~/.local/share/{PROJECT}/{stack}"
         settings["local"] = LocalSettings(data_dir=str(Path(os.path.expanduser(data_dir))),
-                                          docker_host=r.string("localDockerHost"))
+                                          docker_host=r.string("localDockerHost"),
+                                          https_port=r.integer("localHttpsPort", 1, 65535),
+                                          http_port=r.integer("localHttpPort", 1, 65535))
     return HostSettings(
         cloud=cloud, ssh_user=r.string("sshUser"), ssh_public_key=public_key,
         ssh_private_key_path=r.string("sshPrivateKeyPath"), known_hosts_file=known_hosts,
@@ -518,8 +520,7 @@ def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
                           "Use 0 (never) or at least 300")
     return ServiceSettings(
         domain=domain, acme_email=acme_email, acme_staging=r.boolean("acmeStaging"),
-        local_https_port=r.integer("localHttpsPort", 1, 65535),
-        local_http_port=r.integer("localHttpPort", 1, 65535), auth=auth, ldap_base_dn=base_dn,
+        auth=auth, ldap_base_dn=base_dn,
         ldap_organisation=r.string("ldapOrganisation"), users=users, groups=groups,
         admin_users=admin_users, allowed_users=allowed_users, allowed_groups=allowed_groups,
         blocked_users=blocked, images=_images(r, groups), datasets=_datasets(r, host.data_dir),

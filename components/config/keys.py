@@ -107,6 +107,9 @@ KEYS: tuple[Key, ...] = (
         "", NEW_PLACE),
     Key("localDockerHost", "string", "local stack: Docker engine address.",
         "unix:///var/run/docker.sock", RESTART),
+    Key("localHttpsPort", "integer", "local stack: HTTPS port on 127.0.0.1.", 8443, TLS),
+    Key("localHttpPort", "integer", "local stack: HTTP port on 127.0.0.1 (redirects to HTTPS).", 8080,
+        TLS),
 )
 
 SERVICE_KEYS: tuple[Key, ...] = (
@@ -116,10 +119,6 @@ SERVICE_KEYS: tuple[Key, ...] = (
         layer="service"),
     Key("acmeStaging", "boolean", "Use Let's Encrypt's staging CA (for test stacks: no rate limits).",
         False, TLS, layer="service"),
-    Key("localHttpsPort", "integer", "local stack: HTTPS port on 127.0.0.1.", 8443, TLS,
-        layer="service"),
-    Key("localHttpPort", "integer", "local stack: HTTP port on 127.0.0.1 (redirects to HTTPS).", 8080,
-        TLS, layer="service"),
     Key("auth", "string", "Login method: ldap (the users below) or github (OAuth).", "ldap", HUB,
         layer="service"),
     Key("ldapBaseDn", "string", "Base DN of the directory. Fixed once LDAP is initialised.",

@@ -7,6 +7,7 @@ cloud it runs on.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
@@ -29,6 +30,16 @@ def ssh_options(host: HostSettings) -> list[str]:
     return opts
 
 
+@dataclass(frozen=True)
+class Publishing:
+    """How people reach the platform: the host decides, so the platform never asks about clouds."""
+
+    address: pulumi.Output[str]  # the name or address people open (the certificate's site)
+    bind_ip: str                 # where Caddy's ports are published; "" for every interface
+    http_port: int
+    https_port: int
+
+
 class Host(pulumi.ComponentResource):
     """A Docker host with its data directory on the data volume.
 
@@ -42,6 +53,7 @@ class Host(pulumi.ComponentResource):
     data_dir: str
     data_volume_id: pulumi.Output[str]
     ready: pulumi.Output[str]
+    publishing: Publishing
 
     def _wait_until_ready(self, name: str, host: HostSettings, public_address: pulumi.Output[str],
                           server_id: pulumi.Output[str],
@@ -56,6 +68,7 @@ class Host(pulumi.ComponentResource):
             triggers=[server_id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
         self.public_address = public_address
+        self.publishing = Publishing(public_address, bind_ip="", http_port=80, https_port=443)
         self.ssh_user = host.ssh_user
         self.data_dir = host.data_dir
         # Using the waiter's stdout makes every consumer of docker_host wait for the host.

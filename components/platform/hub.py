@@ -14,6 +14,7 @@ import pulumi_docker as docker
 
 from components.config import ServiceSettings
 from components.platform.containers import LABELS, Networks, attach, bind, build, secret_file
+from components.platform.endpoints import HUB, LDAP, POSTGRES, PROXY_API
 
 CONTEXT = "services/hub"
 HOMES_IN_HUB = "/homes"
@@ -43,10 +44,12 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
         "JHC_COOKIE_SECRET_FILE": "/run/secrets/cookie-secret",
         "JHC_CRYPT_KEY_FILE": "/run/secrets/crypt-key",
         "JHC_PROXY_AUTH_TOKEN_FILE": "/run/secrets/proxy-token",
-        "JHC_PROXY_API_URL": "http://proxy:8001",
-        "JHC_HUB_CONNECT_HOST": "jupyterhub",
+        "JHC_PROXY_API_URL": PROXY_API.url(),
+        "JHC_HUB_CONNECT_HOST": HUB.host,
+        "JHC_HUB_PORT": str(HUB.port),
         "JHC_PUBLIC_URL": public_url,
-        "JHC_DB_HOST": "postgres",
+        "JHC_DB_HOST": POSTGRES.host,
+        "JHC_DB_PORT": str(POSTGRES.port),
         "JHC_DB_PASSWORD_FILE": "/run/secrets/db-password",
         "JHC_AUTH": service.auth,
         "JHC_ADMIN_USERS": ",".join(service.admins),
@@ -66,6 +69,7 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
     }
     if service.auth == "ldap":
         env["JHC_LDAP_BASE_DN"] = service.ldap_base_dn
+        env["JHC_LDAP_SERVER"] = LDAP.host
         env["JHC_ALLOWED_GROUPS"] = ",".join(service.allowed_groups)
     else:
         assert service.github is not None
@@ -81,7 +85,6 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
 
 
 class Hub(pulumi.ComponentResource):
-    host: str = "jupyterhub"
 
     def __init__(self, name: str, args: HubArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -105,7 +108,7 @@ class Hub(pulumi.ComponentResource):
                 bind(f"{args.data_dir}/homes", HOMES_IN_HUB),
                 bind(f"{args.data_dir}/shared", SHARED_IN_HUB),
             ],
-            networks_advanced=[attach(args.networks.backend, self.host),
-                               attach(args.networks.frontend, self.host)],
+            networks_advanced=[attach(args.networks.backend, HUB.host),
+                               attach(args.networks.frontend, HUB.host)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on))
         self.register_outputs({})

@@ -15,6 +15,7 @@ import pulumi_docker as docker
 from components.config import ServiceSettings
 from components.config.accounts import USERS_GID
 from components.platform.containers import LABELS, Networks, attach, bind, build, secret_file
+from components.platform.endpoints import LDAP, LDAP_RECONCILE_ALIAS
 from services.ldap.desired import desired_state
 
 CONTEXT = "services/ldap"
@@ -39,7 +40,8 @@ def desired_document(service: ServiceSettings, passwords: dict[str, str]) -> str
     groups = [{"name": g.name, "gid": g.gid,
                "members": [u.name for u in service.users if g.name in u.groups]}
               for g in service.groups]
-    return json.dumps(desired_state(service.ldap_base_dn, users, groups), sort_keys=True)
+    return json.dumps(desired_state(service.ldap_base_dn, users, groups, server=LDAP.url("ldap")),
+                      sort_keys=True)
 
 
 def _check_reconcile(result: list) -> None:
@@ -50,7 +52,6 @@ def _check_reconcile(result: list) -> None:
 
 
 class Ldap(pulumi.ComponentResource):
-    host: str = "ldap"
 
     def __init__(self, name: str, args: LdapArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -68,7 +69,7 @@ class Ldap(pulumi.ComponentResource):
             uploads=[admin_file, secret_file("ldap-readonly-password", args.readonly_password)],
             volumes=[bind(f"{args.data_dir}/state/ldap/config", "/etc/ldap/slapd.d"),
                      bind(f"{args.data_dir}/state/ldap/data", "/var/lib/ldap")],
-            networks_advanced=[attach(args.networks.backend, self.host)],
+            networks_advanced=[attach(args.networks.backend, LDAP.host)],
             wait=True, wait_timeout=120, opts=child)
 
         names = list(args.user_passwords)
@@ -79,7 +80,7 @@ class Ldap(pulumi.ComponentResource):
             command=["python3", "/opt/jhc/reconcile.py", "--desired",
                      "/run/secrets/ldap-desired.json", "--wait", "60"],
             uploads=[admin_file, secret_file("ldap-desired.json", pulumi.Output.secret(document))],
-            networks_advanced=[attach(args.networks.backend, "ldap-reconcile")],
+            networks_advanced=[attach(args.networks.backend, LDAP_RECONCILE_ALIAS)],
             attach=True, logs=True, must_run=False, restart="no", labels=LABELS,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]))
         pulumi.Output.all(self.reconcile.exit_code, self.reconcile.container_logs).apply(

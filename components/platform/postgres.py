@@ -8,6 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.platform.containers import LABELS, Networks, attach, bind, secret_file
+from components.platform.endpoints import POSTGRES
 from components.platform.versions import POSTGRES_IMAGE
 
 DB = "jupyterhub"
@@ -23,7 +24,6 @@ class PostgresArgs:
 
 
 class Postgres(pulumi.ComponentResource):
-    host: str = "postgres"
 
     def __init__(self, name: str, args: PostgresArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -40,7 +40,7 @@ class Postgres(pulumi.ComponentResource):
                   "POSTGRES_HOST_AUTH_METHOD=scram-sha-256"],
             uploads=[secret_file("postgres-password", args.password, owner=POSTGRES_UID)],
             volumes=[bind(f"{args.data_dir}/state/postgres", "/var/lib/postgresql/data")],
-            networks_advanced=[attach(args.networks.backend, self.host)],
+            networks_advanced=[attach(args.networks.backend, POSTGRES.host)],
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD-SHELL", f"pg_isready -U {DB} -d {DB} -h 127.0.0.1"],
                 interval="10s", timeout="5s", retries=5, start_period="30s"),

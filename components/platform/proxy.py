@@ -8,6 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.platform.containers import LABELS, Networks, attach
+from components.platform.endpoints import HUB, PROXY, PROXY_API
 from components.platform.versions import PROXY_IMAGE
 
 
@@ -18,8 +19,14 @@ class ProxyArgs:
     token: pulumi.Output[str]
 
 
+def proxy_command() -> list[str]:
+    """configurable-http-proxy's flags: routes to the hub by default, its API for the hub only."""
+    return ["--ip=0.0.0.0", f"--port={PROXY.port}", "--api-ip=0.0.0.0",
+            f"--api-port={PROXY_API.port}", f"--default-target={HUB.url()}",
+            f"--error-target={HUB.url()}/hub/error"]
+
+
 class Proxy(pulumi.ComponentResource):
-    host: str = "proxy"
 
     def __init__(self, name: str, args: ProxyArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -29,11 +36,9 @@ class Proxy(pulumi.ComponentResource):
         self.container = docker.Container(
             f"{name}-container", name=f"{args.prefix}-proxy", image=image.image_id,
             restart="unless-stopped", labels=LABELS,
-            command=["--ip=0.0.0.0", "--port=8000", "--api-ip=0.0.0.0", "--api-port=8001",
-                     "--default-target=http://jupyterhub:8081",
-                     "--error-target=http://jupyterhub:8081/hub/error"],
+            command=proxy_command(),
             # configurable-http-proxy reads its token only from this variable.
             envs=[args.token.apply(lambda t: f"CONFIGPROXY_AUTH_TOKEN={t}")],
-            networks_advanced=[attach(args.networks.frontend, self.host)],
+            networks_advanced=[attach(args.networks.frontend, PROXY.host)],
             opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({})

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import jinja2
 
+from components.platform.endpoints import PROXY
+
 SERVICES = Path(__file__).resolve().parents[2] / "services"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SERVICES)),
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -17,4 +19,4 @@ def render_caddyfile(site: str, acme_email: str | None, acme_staging: bool) -> s
     otherwise its internal CA signs one (for an IP address or localhost)."""
     return _env.get_template("caddy/Caddyfile.j2").render(
         site=site, acme_email=acme_email, acme_staging=acme_staging and bool(acme_email),
-        internal_tls=not acme_email)
+        internal_tls=not acme_email, upstream=f"{PROXY.host}:{PROXY.port}")

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.platform.containers import LABELS, Networks, attach, bind
+from components.platform.endpoints import CADDY_ALIAS
 from components.platform.templates import render_caddyfile
 from components.platform.versions import CADDY_IMAGE
 
@@ -43,6 +44,6 @@ class Tls(pulumi.ComponentResource):
             # Certificates and ACME account: kept on the data volume, so rebuilt stacks do not
             # hit Let's Encrypt's rate limits.
             volumes=[bind(f"{args.data_dir}/state/caddy", "/data")],
-            networks_advanced=[attach(args.networks.frontend, "caddy")],
+            networks_advanced=[attach(args.networks.frontend, CADDY_ALIAS)],
             opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({})

@@ -1,0 +1,27 @@
+"""Where each service answers on the platform's Docker networks: the one place for names and ports.
+
+The names are network aliases; the hub, the proxy, Caddy and the LDAP reconcile reach each other
+through them, so a name or port written anywhere else is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def url(self, scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.port}"
+
+
+POSTGRES = Endpoint("postgres", 5432)
+LDAP = Endpoint("ldap", 389)
+LDAP_RECONCILE_ALIAS = "ldap-reconcile"
+HUB = Endpoint("jupyterhub", 8081)
+PROXY = Endpoint("proxy", 8000)          # what Caddy forwards to
+PROXY_API = Endpoint("proxy", 8001)      # the hub's route API
+CADDY_ALIAS = "caddy"

@@ -122,6 +122,32 @@ def test_bytes_per_inode_power_of_two() -> None:
             "power of two")
 
 
+def test_local_stack_stays_on_loopback_unless_told() -> None:
+    local = load_settings({"cloud": "local"}, "test").host.local
+    assert local is not None
+    assert (local.bind_address, local.site_name) == ("127.0.0.1", "localhost")
+    lan = load_settings({"cloud": "local", "localBindAddress": "192.0.2.10"}, "test").host.local
+    assert lan is not None and (lan.bind_address, lan.site_name) == ("192.0.2.10", "192.0.2.10")
+
+
+@pytest.mark.parametrize("address", ["lan", "192.0.2.300", "192.0.2.0/24"])
+def test_local_bind_address_must_be_an_ip(address: str) -> None:
+    refused({"cloud": "local", "localBindAddress": address}, "localBindAddress", "IP address")
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::"])
+def test_every_interface_needs_the_name_people_open(address: str) -> None:
+    refused({"cloud": "local", "localBindAddress": address}, "localSiteName", "certificate")
+    named = load_settings({"cloud": "local", "localBindAddress": address,
+                           "localSiteName": "hub.lab.example.org"}, "test").host.local
+    assert named is not None and named.site_name == "hub.lab.example.org"
+
+
+@pytest.mark.parametrize("name", ["https://hub.example.org", "hub.example.org:8443", "a b"])
+def test_local_site_name_is_a_bare_name(name: str) -> None:
+    refused({"cloud": "local", "localSiteName": name}, "localSiteName", "host name")
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings(OPENSTACK, "test")
     with pytest.raises(AttributeError):

@@ -163,3 +163,15 @@ def test_the_local_host_decides_where_caddy_is_published() -> None:
     assert {(p["internal"], p["external"], p["ip"]) for p in caddy.plain["ports"]} == {
         (80, 9080, "127.0.0.1"), (443, 9443, "127.0.0.1")}
     assert run.outputs["url"] == "https://localhost:9443"
+
+
+def test_a_lan_stack_publishes_and_certifies_the_name_people_open() -> None:
+    run = run_program("local", overrides={"localBindAddress": "0.0.0.0",
+                                          "localSiteName": "hub.lab.example.org"})
+    caddy = containers(run)["jhc-local-caddy"]
+    assert {p["ip"] for p in caddy.plain["ports"]} == {"0.0.0.0"}
+    caddyfile = next(u["content"] for u in caddy.plain["uploads"]
+                     if u["file"] == "/etc/caddy/Caddyfile")
+    assert re.search(r"^hub\.lab\.example\.org \{", caddyfile, re.M), caddyfile
+    assert "tls internal" in caddyfile
+    assert run.outputs["url"] == "https://hub.lab.example.org:8443"

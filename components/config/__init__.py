@@ -75,6 +75,8 @@ class LocalSettings:
     docker_host: str
     https_port: int
     http_port: int
+    bind_address: str  # where Caddy's ports are published
+    site_name: str     # the name or address people open; the certificate is issued for it
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,30 @@ _SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-s
                       r"|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( .*)?$")
 
 
+def _local_publishing(r: _Reader) -> tuple[str, str]:
+    """Loopback unless the admin names another address; the site defaults to what is bound."""
+    text = r.string("localBindAddress") or "127.0.0.1"
+    try:
+        bind = ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError("localBindAddress", f"{text!r} is not an IP address",
+                          "Use 127.0.0.1 (this machine only), a LAN address of this machine, "
+                          "or 0.0.0.0 (every interface)") from None
+    site = r.string("localSiteName")
+    if site is None:
+        if bind.is_unspecified:
+            raise ConfigError("localSiteName", f"is required when localBindAddress is {bind}",
+                              "Set the host name or address people open, e.g. "
+                              "`pulumi config set localSiteName hub.lab.example.org`: the "
+                              "certificate is issued for it")
+        site = "localhost" if bind.is_loopback else str(bind)
+    elif not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9a-fA-F:.]+", site):
+        raise ConfigError("localSiteName", f"{site!r} is not a host name or IP address",
+                          "Use the name or address people type into the browser, without "
+                          "scheme or port")
+    return str(bind), site
+
+
 def _host(r: _Reader, stack: str) -> HostSettings:
     cloud = r.string("cloud")
     if cloud not in CLOUDS:
@@ -319,10 +345,12 @@ def _host(r: _Reader, stack: str) -> HostSettings:
             data_volume_type=volume_type)
     else:
         data_dir = r.string("localDataDir") or f"~/.local/share/{PROJECT}/{stack}"
+        bind, site = _local_publishing(r)
         settings["local"] = LocalSettings(data_dir=str(Path(os.path.expanduser(data_dir))),
                                           docker_host=r.string("localDockerHost"),
                                           https_port=r.integer("localHttpsPort", 1, 65535),
-                                          http_port=r.integer("localHttpPort", 1, 65535))
+                                          http_port=r.integer("localHttpPort", 1, 65535),
+                                          bind_address=bind, site_name=site)
     return HostSettings(
         cloud=cloud, ssh_user=r.string("sshUser"), ssh_public_key=public_key,
         ssh_private_key_path=r.string("sshPrivateKeyPath"), known_hosts_file=known_hosts,

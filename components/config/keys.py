@@ -107,9 +107,15 @@ KEYS: tuple[Key, ...] = (
         "", NEW_PLACE),
     Key("localDockerHost", "string", "local stack: Docker engine address.",
         "unix:///var/run/docker.sock", RESTART),
-    Key("localHttpsPort", "integer", "local stack: HTTPS port on 127.0.0.1.", 8443, TLS),
-    Key("localHttpPort", "integer", "local stack: HTTP port on 127.0.0.1 (redirects to HTTPS).", 8080,
-        TLS),
+    Key("localHttpsPort", "integer", "local stack: HTTPS port on localBindAddress.", 8443, TLS),
+    Key("localHttpPort", "integer", "local stack: HTTP port on localBindAddress (redirects to "
+        "HTTPS).", 8080, TLS),
+    Key("localBindAddress", "string",
+        "local stack: address Caddy's ports are published on. Default 127.0.0.1 (this machine "
+        "only); a LAN address or 0.0.0.0 serves the network.", "", TLS),
+    Key("localSiteName", "string",
+        "local stack: the name or address people open; Caddy's internal CA certifies it. "
+        "Default: localhost, or the bind address when that is a LAN address.", "", TLS),
 )
 
 SERVICE_KEYS: tuple[Key, ...] = (

@@ -25,8 +25,9 @@ class LocalHost(Host):
             environment={"DOCKER_HOST": local.docker_host},
             opts=pulumi.ResourceOptions(parent=self))
         self.public_address = pulumi.Output.from_input("127.0.0.1")
-        self.publishing = Publishing(pulumi.Output.from_input("localhost"), bind_ip="127.0.0.1",
-                                     http_port=local.http_port, https_port=local.https_port)
+        self.publishing = Publishing(pulumi.Output.from_input(local.site_name),
+                                     bind_ip=local.bind_address, http_port=local.http_port,
+                                     https_port=local.https_port)
         self.ssh_user = None
         self.data_dir = local.data_dir
         self.data_volume_id = pulumi.Output.from_input(local.data_dir)

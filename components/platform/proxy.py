@@ -19,11 +19,12 @@ class ProxyArgs:
     token: pulumi.Output[str]
 
 
-def proxy_command() -> list[str]:
-    """configurable-http-proxy's flags: routes to the hub by default, its API for the hub only."""
-    return ["--ip=0.0.0.0", f"--port={PROXY.port}", "--api-ip=0.0.0.0",
-            f"--api-port={PROXY_API.port}", f"--default-target={HUB.url()}",
-            f"--error-target={HUB.url()}/hub/error"]
+def proxy_command(ip: str = "0.0.0.0", port: int = PROXY.port, api_port: int = PROXY_API.port,
+                  hub_url: str = HUB.url()) -> list[str]:
+    """configurable-http-proxy's flags: routes to the hub by default, its API for the hub only.
+    The integration tests run the same command with loopback addresses and free ports."""
+    return [f"--ip={ip}", f"--port={port}", f"--api-ip={ip}", f"--api-port={api_port}",
+            f"--default-target={hub_url}", f"--error-target={hub_url}/hub/error"]
 
 
 class Proxy(pulumi.ComponentResource):

@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:
 from components.config import Settings, load_settings  # noqa: E402
 from components.platform.hub import hub_environment  # noqa: E402
 from components.platform.ldap import desired_document  # noqa: E402
+from components.platform.proxy import proxy_command  # noqa: E402
 
 #: JHC_IT_HUB_CONFIG points the hub at another copy of the config (used to break the code on
 #: purpose and watch the scenarios fail without touching the tree).
@@ -369,7 +370,7 @@ class Proxy:
 
 
 def start_proxy(root: Path, hub_port: int) -> Proxy:
-    """The command of components/proxy.py, with loopback addresses and free ports. The token is
+    """The command of components/platform/proxy.py, with loopback addresses and free ports. The token is
     in CONFIGPROXY_AUTH_TOKEN, as in the proxy container."""
     if not CHP.exists():
         raise StackError(f"{CHP} missing: run scripts/install-system-deps.sh (make deps)")
@@ -380,9 +381,7 @@ def start_proxy(root: Path, hub_port: int) -> Proxy:
     target = f"http://127.0.0.1:{hub_port}"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(CHP), "--ip=127.0.0.1", f"--port={port}", "--api-ip=127.0.0.1",
-             f"--api-port={api_port}", f"--default-target={target}",
-             f"--error-target={target}/hub/error"],
+            [str(CHP), *proxy_command("127.0.0.1", port, api_port, target)],
             env={"PATH": f"{NPM_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
                  "CONFIGPROXY_AUTH_TOKEN": token},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

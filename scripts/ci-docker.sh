@@ -41,8 +41,8 @@ ensure_packages() {
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y -qq "${missing[@]}" >&2 \
-            || { apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2; }
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >&2 \
+            || { apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 && apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >&2; }
     fi
 }
 

@@ -826,20 +826,27 @@ def test_culler_defaults_and_disable(load, base_env):
 # documentation stays in sync with the code
 
 
-def _table_names(text: str) -> set[str]:
-    return set(re.findall(r"^\|? ?`?(JHC_[A-Z0-9_]+)`? ", text, flags=re.M))
+def test_every_variable_is_declared_and_documented():
+    """Every JHC_* name the hub's code reads is in the one table, every row is read, and
+    docs/hub.md carries the table as generated (run scripts/hub_reference.py)."""
+    from jhc_variables import VARIABLES
 
+    from scripts import hub_reference
 
-def test_every_variable_is_documented():
-    used = set(re.findall(r'"(JHC_[A-Z0-9_]+)"', (HUB_DIR / "jhc_hub.py").read_text()))
-    import ast
-
-    docstring = ast.get_docstring(ast.parse((HUB_DIR / "jupyterhub_config.py").read_text()))
-    documented = _table_names(docstring or "")
-    in_docs = _table_names((ROOT / "docs" / "hub.md").read_text())
+    code = "".join((HUB_DIR / name).read_text() for name in ("jhc_settings.py", "jhc_menu.py"))
+    used = set(re.findall(r'"(JHC_[A-Z0-9_]+)"', code))
+    declared = {v.name for v in VARIABLES}
     assert len(used) > 30
-    assert used == documented
-    assert used == in_docs
+    assert used == declared
+    text = (ROOT / "docs" / "hub.md").read_text()
+    assert text == hub_reference.render(text), "run scripts/hub_reference.py"
+    in_docs = set(re.findall(r"^\| `(JHC_[A-Z0-9_]+)` ", text, flags=re.M))
+    assert in_docs == declared
+
+
+def test_undeclared_variables_cannot_be_read():
+    with pytest.raises(KeyError):
+        jhc_hub.Env({}).raw("JHC_NOT_IN_THE_TABLE")
 
 
 # --------------------------------------------------------------------------------------------
@@ -877,10 +884,12 @@ def test_dockerfile():
         keyword = line.split()[0]
         assert keyword not in ("ARG", "ENV", "LABEL"), line
     assert "docker.sock" not in text
-    copy = next(line for line in instructions if line.startswith("COPY jupyterhub_config.py"))
-    # the config imports its helper module, so both must be in the image, side by side
-    assert copy.split()[1:] == ["jupyterhub_config.py", "jhc_hub.py", "jhc_ids.py",
-                                  "/etc/jupyterhub/"]
+    joined = text.replace("\\\n", " ")
+    copy = next(line for line in joined.splitlines() if line.startswith("COPY jupyterhub_config.py"))
+    # the config imports its helper modules, so all must be in the image, side by side
+    modules = sorted(path.name for path in HUB_DIR.glob("*.py") if path.name != "__init__.py")
+    assert sorted(copy.split()[1:-1]) == modules
+    assert copy.split()[-1] == "/etc/jupyterhub/"
     assert 'CMD ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]' in instructions
     assert "-r /tmp/jhc-hub-requirements.txt" in text
 

@@ -119,8 +119,11 @@ def stack_config(stack_file: Path) -> dict[str, str]:
 
 
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
-                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = ()) -> Run:
-    """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed."""
+                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = (),
+                preview: bool = False) -> Run:
+    """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed.
+
+    preview=True runs it as `pulumi preview` does: outputs of new resources are unknown."""
     config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
     for key in remove:
         config.pop(f"{PROJECT}:{key}", None)
@@ -132,7 +135,7 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
     pulumi.runtime.set_mocks(RecordingMocks(resources), project=PROJECT, stack=stack,
-                             preview=False)
+                             preview=preview)
     pulumi.runtime.set_all_config(config, [f"{PROJECT}:{k}" for k in secret_keys])
 
     original_init = pulumi.Resource.__init__

@@ -1,9 +1,10 @@
-"""The hub: an image built FROM the official JupyterHub image, configured only by environment.
+"""The hub: an image built FROM the official JupyterHub image, configured by one settings file.
 
 services/hub/jhc_variables.py declares every variable and services/hub/jhc_settings.py validates
 them; `hub_environment` is the one place that decides their values, from settings alone (so it
 is tested without Pulumi), and `checked_hub_environment` runs the hub's own validation on them
 while the program runs (so at `pulumi preview`), naming the stack config key behind a refusal.
+The hub receives them as one JSON document uploaded into its container (jhc_settings).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pulumi_docker as docker
 
 from components.config import ConfigError, ServiceSettings
 from components.containers import LABELS, Networks, attach, bind, build, secret_file
-from services.hub.jhc_settings import read_settings
+from services.hub.jhc_settings import SETTINGS_FILE, read_settings, settings_document
 from services.hub.jhc_variables import BY_VARIABLE, HubConfigError
 
 CONTEXT = "services/hub"
@@ -131,10 +132,13 @@ class Hub(pulumi.ComponentResource):
         checked_hub_environment(args.service, args.data_dir, f"{args.prefix}-frontend",
                                 "https://localhost", preview_menu(args.prefix, args.service))
         image = build(f"{name}-image", CONTEXT, f"{args.prefix}-hub:latest", self)
-        envs = pulumi.Output.all(args.frontend_name, args.public_url, args.images).apply(
-            lambda v: [f"{k}={val}" for k, val in checked_hub_environment(
-                args.service, args.data_dir, v[0], v[1], v[2]).items()])
-        uploads = [secret_file("cookie-secret", args.cookie_secret),
+        # One settings document instead of ~40 container variables; names no secret itself.
+        document = pulumi.Output.all(args.frontend_name, args.public_url, args.images).apply(
+            lambda v: settings_document(checked_hub_environment(
+                args.service, args.data_dir, v[0], v[1], v[2])))
+        uploads = [docker.ContainerUploadArgs(file=SETTINGS_FILE, content=document,
+                                              permissions="0644"),
+                   secret_file("cookie-secret", args.cookie_secret),
                    secret_file("crypt-key", args.crypt_key),
                    secret_file("proxy-token", args.proxy_token),
                    secret_file("db-password", args.db_password)]
@@ -142,7 +146,7 @@ class Hub(pulumi.ComponentResource):
             uploads.append(secret_file("github-client-secret", args.service.github.client_secret))
         self.container = docker.Container(
             f"{name}-container", name=f"{args.prefix}-hub", image=image.repo_digest,
-            restart="unless-stopped", labels=LABELS, envs=envs, uploads=uploads,
+            restart="unless-stopped", labels=LABELS, uploads=uploads,
             volumes=[
                 # DockerSpawner starts user servers through the engine; only the hub has it.
                 bind("/var/run/docker.sock", "/var/run/docker.sock"),

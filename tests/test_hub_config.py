@@ -62,15 +62,27 @@ def base_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def hub_process_env(env: dict[str, str], document: Path) -> dict[str, str]:
+    """What a hub process gets for ``env``: the hub's variables written to its settings
+    document (as the Pulumi component uploads it), anything else as process variables."""
+    from jhc_settings import SETTINGS_FILE_VAR, settings_document
+    from jhc_variables import BY_VARIABLE
+
+    document.write_text(settings_document({k: v for k, v in env.items() if k in BY_VARIABLE}))
+    return {SETTINGS_FILE_VAR: str(document),
+            **{k: v for k, v in env.items() if k not in BY_VARIABLE}}
+
+
 @pytest.fixture
-def load(monkeypatch: pytest.MonkeyPatch):
-    """load(env) -> Config: execute the real config file with exactly ``env`` as JHC_*."""
+def load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """load(env) -> Config: execute the real config file with exactly ``env``'s JHC_*
+    variables in its settings document."""
 
     def _load(env: dict[str, str]) -> Config:
         for key in list(os.environ):
             if key.startswith("JHC_"):
                 monkeypatch.delenv(key)
-        for key, value in env.items():
+        for key, value in hub_process_env(env, tmp_path / "jhc-settings.json").items():
             monkeypatch.setenv(key, value)
         loader = PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_DIR))
         return loader.load_config()
@@ -834,7 +846,7 @@ def test_every_variable_is_declared_and_documented():
     from scripts import hub_reference
 
     code = "".join((HUB_DIR / name).read_text() for name in ("jhc_settings.py", "jhc_menu.py"))
-    used = set(re.findall(r'"(JHC_[A-Z0-9_]+)"', code))
+    used = set(re.findall(r'"(JHC_[A-Z0-9_]+)"', code)) - {"JHC_SETTINGS_FILE"}
     declared = {v.name for v in VARIABLES}
     assert len(used) > 30
     assert used == declared

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HUB_DIR = ROOT / "services" / "hub"
 sys.path.insert(0, str(HUB_DIR))
 
+from jhc_settings import SETTINGS_FILE_VAR, settings_document  # noqa: E402
 from jhc_values import ACCOUNT_RE, RESERVED_LOGINS, validate_account, validate_login  # noqa: E402
 
 SECRET_KEYS = frozenset({"users", "githubClientSecret"})
@@ -64,8 +65,10 @@ class Hub:
         for key in list(os.environ):
             if key.startswith("JHC_"):
                 self.monkeypatch.delenv(key)
-        for key, value in env.items():
-            self.monkeypatch.setenv(key, self.files.get(value, value))
+        # the settings document the component uploads, with the stand-in secret files
+        document = self.tmp / "jhc-settings.json"
+        document.write_text(settings_document({k: self.files.get(v, v) for k, v in env.items()}))
+        self.monkeypatch.setenv(SETTINGS_FILE_VAR, str(document))
         return PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_DIR)).load_config()
 
 
@@ -314,3 +317,45 @@ def test_hub_container_waits_for_a_healthy_hub() -> None:
     settings = load_settings(_raw(LDAP), "t", SECRET_KEYS)
     env = hub_environment(settings.service, "/srv/jupyterhub", "f", "https://x.example", [])
     assert "JHC_HUB_PORT" not in env
+
+
+# --------------------------------------------------------------------------------------------
+# one settings document, the hub's only source of settings
+
+
+def test_the_hub_gets_one_settings_document_and_no_variables() -> None:
+    from jhc_settings import SETTINGS_FILE
+
+    run = run_program("local", overrides=LDAP, secret_keys=("users",))
+    hub_container = next(r for r in run.of_type("docker:index/container:Container")
+                         if r.plain.get("name") == "jhc-local-hub")
+    assert not [e for e in hub_container.plain.get("envs") or [] if e.startswith("JHC_")]
+    [upload] = [u for u in hub_container.plain["uploads"] if u["file"] == SETTINGS_FILE]
+    document = json.loads(upload["content"])
+    assert document["JHC_AUTH"] == "ldap" and document["JHC_LDAP_BASE_DN"]
+    assert document["JHC_MEM_LIMIT"] == "2G"
+    assert SETTINGS_FILE.startswith("/etc/jupyterhub/")  # where the image's config lives
+
+
+def test_the_document_is_the_only_source(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jhc_variables import HubConfigError
+
+    settings = load_settings(_raw(LDAP), "t", SECRET_KEYS)
+    env = hub_environment(settings.service, "/srv/jupyterhub", "f", "https://x.example",
+                          [{"name": "nb", "image": MENU_IMAGE}])
+    assert isinstance(hub.load(env), Config)
+    # a variable left in the environment would be ignored: refused instead
+    monkeypatch.setenv("JHC_MEM_LIMIT", "4G")
+    with pytest.raises(HubConfigError, match="JHC_MEM_LIMIT: is set in the environment"):
+        PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_DIR)).load_config()
+    monkeypatch.delenv("JHC_MEM_LIMIT")
+    document = hub.tmp / "bad.json"
+    monkeypatch.setenv(SETTINGS_FILE_VAR, str(document))
+    for content, problem in [("[]", "JSON object"), ('{"JHC_MEM_LIMIT": 4}', "string"),
+                             ('{"JHC_NOPE": "x"}', "not a variable"), ("{", "not JSON")]:
+        document.write_text(content)
+        with pytest.raises(HubConfigError, match=problem):
+            PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_DIR)).load_config()
+    document.unlink()
+    with pytest.raises(HubConfigError, match="JHC_SETTINGS_FILE: cannot read"):
+        PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_DIR)).load_config()

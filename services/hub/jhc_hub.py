@@ -40,6 +40,7 @@ from jhc_settings import (  # noqa: F401
     Env,
     HubSettings,
     SpawnSettings,
+    load_document,
     parse_crypt_keys,
     read_secret_file,
     read_settings,
@@ -246,5 +247,6 @@ def apply(c: Any, s: HubSettings) -> None:
 
 
 def configure(c: Any, environ: Mapping[str, str]) -> None:
-    """Fill the traitlets config ``c`` from ``environ``. Raises HubConfigError on bad input."""
-    apply(c, read_settings(environ))
+    """Fill the traitlets config ``c`` from the settings document that ``environ`` points at
+    (jhc_settings.load_document). Raises HubConfigError on bad input."""
+    apply(c, read_settings(load_document(environ)))

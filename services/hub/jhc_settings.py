@@ -371,8 +371,51 @@ def _limit(env: Env, name: str, default: str, parse: Any) -> Any:
         raise HubConfigError(name, str(err)) from None
 
 
+#: Where the hub reads its settings document; the Pulumi component uploads it there.
+SETTINGS_FILE = "/etc/jupyterhub/jhc-settings.json"
+SETTINGS_FILE_VAR = "JHC_SETTINGS_FILE"  # another path (tests, a hub run by hand)
+
+
+def settings_document(variables: Mapping[str, str]) -> str:
+    """The settings document: one JSON object {variable: value} of the table's variables.
+
+    One file instead of ~40 container variables; it names secret files, never holds secrets.
+    """
+    unknown = sorted(set(variables) - set(BY_VARIABLE))
+    if unknown:
+        raise HubConfigError(unknown[0], "is not a variable of jhc_variables.VARIABLES")
+    return json.dumps(dict(sorted(variables.items())), indent=1) + "\n"
+
+
+def load_document(environ: Mapping[str, str]) -> dict[str, str]:
+    """The hub's variables from its settings document (path: $JHC_SETTINGS_FILE or
+    :data:`SETTINGS_FILE`). A JHC_* variable in the process environment is refused: there is
+    one source of settings, so nothing set elsewhere is silently ignored."""
+    stray = sorted(k for k in environ if k in BY_VARIABLE)
+    if stray:
+        raise HubConfigError(stray[0], "is set in the environment; put it in the settings "
+                                       f"document ({SETTINGS_FILE_VAR})")
+    path = environ.get(SETTINGS_FILE_VAR) or SETTINGS_FILE
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except OSError as err:
+        raise HubConfigError(SETTINGS_FILE_VAR, f"cannot read {path!r}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise HubConfigError(SETTINGS_FILE_VAR, f"{path!r} is not JSON ({err.msg})") from None
+    if not isinstance(doc, dict):
+        raise HubConfigError(SETTINGS_FILE_VAR, f"{path!r} must hold a JSON object")
+    for key, value in doc.items():
+        if key not in BY_VARIABLE:
+            raise HubConfigError(key, f"in {path!r} is not a variable of the hub (docs/hub.md)")
+        if not isinstance(value, str):
+            raise HubConfigError(key, f"in {path!r} must be a string, got {value!r}")
+    return doc
+
+
 def read_settings(environ: Mapping[str, str], *, read_files: bool = True) -> HubSettings:
-    """Validate the hub's variables into :class:`HubSettings`. Raises HubConfigError.
+    """Validate the hub's variables (a settings document's content) into :class:`HubSettings`.
+    Raises HubConfigError naming the variable.
 
     ``read_files=False``: secret and CA files are required by name but not opened (the Pulumi
     program validates at preview time, before the files exist in the container).

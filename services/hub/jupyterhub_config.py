@@ -1,12 +1,14 @@
-"""Static JupyterHub configuration of jupyterhub-cloud, driven only by the environment.
+"""Static JupyterHub configuration of jupyterhub-cloud, driven only by its settings document.
 
-Why static and env-driven: the file is baked into the hub image and tested as is; the
-Pulumi component changes a deployment by changing the variables below, never the file.
-Secrets are passed as files (``*_FILE`` variables naming a file of mode 600 mounted into
-the hub container), never as plain variables, because plain variables show up in
-``docker inspect``. The only secret that must be an environment variable is the proxy's
-own ``CONFIGPROXY_AUTH_TOKEN`` in the *proxy* container (configurable-http-proxy insists);
-the hub reads the same token from JHC_PROXY_AUTH_TOKEN_FILE.
+Why static: the file is baked into the hub image and tested as is; the Pulumi component
+changes a deployment by changing the settings document it uploads
+(/etc/jupyterhub/jhc-settings.json, or the file named by $JHC_SETTINGS_FILE: one JSON object
+of the JHC_* variables of jhc_variables.py), never this file. Secrets are passed as files
+(``*_FILE`` variables naming a file of mode 600 uploaded into the hub container), never as
+values, because the document and variables show up in ``docker inspect``. The only secret
+that must be an environment variable is the proxy's own ``CONFIGPROXY_AUTH_TOKEN`` in the
+*proxy* container (configurable-http-proxy insists); the hub reads the same token from
+JHC_PROXY_AUTH_TOKEN_FILE.
 
 All logic lives in the ``jhc_*.py`` modules next to this file (importable, unit-tested;
 ``jhc_hub.py`` lists them). A missing or malformed variable stops the hub at start with

@@ -107,7 +107,9 @@ def test_real_hub_starts_behind_the_external_proxy_and_leaves_it_on_exit(chp, ba
     log = open(tmp_path / "hub.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
-        cwd=workdir, env={"PATH": os.environ["PATH"], **env}, stdout=log,
+        cwd=workdir, env={"PATH": os.environ["PATH"],
+                          **unit.hub_process_env(env, tmp_path / "jhc-settings.json")},
+        stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:

@@ -89,8 +89,9 @@ class Run:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, resources: dict[str, Declared]) -> None:
+    def __init__(self, resources: dict[str, Declared], preview: bool = False) -> None:
         self.resources = resources
+        self.preview = preview
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         entry = self.resources.setdefault(args.name, Declared(args.typ, args.name))
@@ -102,7 +103,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "random:index/randomBytes:RandomBytes":
             state["hex"] = secret(hashlib.sha256(args.name.encode()).hexdigest())
             state["base64"] = secret(f"b64-{args.name}")
-        elif args.typ == "docker:index/image:Image":
+        elif args.typ == "docker:index/image:Image" and not self.preview:
+            # in a preview a new image has no id yet: its repoDigest is unknown
             state["repoDigest"] = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:pulled-{args.inputs['name']}"
@@ -134,7 +136,7 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
     asyncio.set_event_loop(asyncio.new_event_loop())
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
-    pulumi.runtime.set_mocks(RecordingMocks(resources), project=PROJECT, stack=stack,
+    pulumi.runtime.set_mocks(RecordingMocks(resources, preview), project=PROJECT, stack=stack,
                              preview=preview)
     pulumi.runtime.set_all_config(config, [f"{PROJECT}:{k}" for k in secret_keys])
 

@@ -155,7 +155,7 @@ def test_login_lists_agree_end_to_end(hub: Hub, key: str, written: str,
 
 @pytest.mark.parametrize(("name", "accepted"), [
     ("carol", True), ("c" * 32, True), ("c" * 33, False), ("1carol", False), ("c.d", False),
-    ("Carol", False), ("123", False), ("docker", False), ("c_d-e", True)])
+    ("Carol", False), ("123", False), ("docker", False), ("c_d-e", True), ("carol\n", False)])
 def test_declared_users_agree_end_to_end(hub: Hub, name: str, accepted: bool) -> None:
     """A declared (LDAP) user who is an admin reaches the hub as an admin login."""
     result = through(hub, {**LDAP, "users": [*LDAP_USERS, {"name": name, "admin": True}]})

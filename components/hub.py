@@ -50,7 +50,7 @@ class HubArgs:
 
 def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, public_url: str,
                     images: list[dict]) -> dict[str, str]:
-    """Every JHC_* variable of the hub container. None of them is a secret."""
+    """Every JHC_* variable of the hub's settings document. None of them is a secret."""
     env = {
         "JHC_COOKIE_SECRET_FILE": "/run/secrets/cookie-secret",
         "JHC_CRYPT_KEY_FILE": "/run/secrets/crypt-key",

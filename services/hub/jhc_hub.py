@@ -8,8 +8,9 @@ The hub's code is split by concern, one module each (all copied into the image):
 * ``jhc_values``   what a login name, a memory size and a CPU amount are (shared with the
   Pulumi program);
 * ``jhc_variables`` the table of every JHC_* variable (docs/hub.md is generated from it);
-* ``jhc_settings`` reading and validating them -> ``HubSettings``; ``jhc_menu`` the image menu
-  and datasets (both shared with the Pulumi program, which validates the same way at preview);
+* ``jhc_document`` the settings document carrying them, and their typed reader;
+* ``jhc_settings`` validating them -> ``HubSettings``; ``jhc_menu`` the image menu and
+  datasets (all shared with the Pulumi program, which validates the same way at preview);
 * ``jhc_homes``    the root-run creation of per-user homes (frozen naming contract there);
 * ``jhc_spawn``    the image menu and the pre-spawn hook;
 * ``jhc_ldap``     the LDAP authenticator;

@@ -156,10 +156,11 @@ class Hub(pulumi.ComponentResource):
             networks_advanced=[attach(args.networks.backend, self.host),
                                attach(args.networks.frontend, self.host)],
             # A hub that cannot start fails `pulumi up` instead of restart-looping unseen:
-            # with wait=True the provider (terraform-provider-docker, which pulumi-docker
-            # bridges: internal/provider/resource_docker_container_funcs.go, create) polls the
-            # container's health every second after starting it and fails the create when it
-            # is not "healthy" within wait_timeout seconds; it errors when no healthcheck is set.
+            # with wait=True the provider polls the container's health every second after
+            # starting it and fails the create unless it is "healthy" within wait_timeout s
+            # (an "unhealthy" hub is not cut short); it errors when no healthcheck is set.
+            # Source: terraform-provider-docker v4.5.0 (5074970), which pulumi-docker 5.1.0 to
+            # 5.2.x bridges: internal/provider/resource_docker_container_funcs.go, create.
             healthcheck=docker.ContainerHealthcheckArgs(
                 # no start_interval: engines older than API 1.44 do not know it
                 tests=HEALTHCHECK, interval="10s", timeout="5s", retries=3,

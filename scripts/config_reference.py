@@ -1,6 +1,6 @@
 """Writes the config declarations of Pulumi.yaml and the README's config reference from one table.
 
-Run after editing components/keys.py: `venv/bin/python scripts/config_reference.py`. The tests fail
+Run after editing components/config/keys.py: `venv/bin/python scripts/config_reference.py`. The tests fail
 when either file is out of date.
 """
 

@@ -89,8 +89,9 @@ class Run:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, resources: dict[str, Declared]) -> None:
+    def __init__(self, resources: dict[str, Declared], preview: bool = False) -> None:
         self.resources = resources
+        self.preview = preview
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         entry = self.resources.setdefault(args.name, Declared(args.typ, args.name))
@@ -102,7 +103,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "random:index/randomBytes:RandomBytes":
             state["hex"] = secret(hashlib.sha256(args.name.encode()).hexdigest())
             state["base64"] = secret(f"b64-{args.name}")
-        elif args.typ == "docker:index/image:Image":
+        elif args.typ == "docker:index/image:Image" and not self.preview:
+            # in a preview a new image has no id yet: its repoDigest is unknown
             state["repoDigest"] = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:pulled-{args.inputs['name']}"
@@ -119,8 +121,11 @@ def stack_config(stack_file: Path) -> dict[str, str]:
 
 
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
-                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = ()) -> Run:
-    """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed."""
+                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = (),
+                preview: bool = False) -> Run:
+    """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed.
+
+    preview=True runs it as `pulumi preview` does: outputs of new resources are unknown."""
     config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
     for key in remove:
         config.pop(f"{PROJECT}:{key}", None)
@@ -131,8 +136,8 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
     asyncio.set_event_loop(asyncio.new_event_loop())
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
-    pulumi.runtime.set_mocks(RecordingMocks(resources), project=PROJECT, stack=stack,
-                             preview=False)
+    pulumi.runtime.set_mocks(RecordingMocks(resources, preview), project=PROJECT, stack=stack,
+                             preview=preview)
     pulumi.runtime.set_all_config(config, [f"{PROJECT}:{k}" for k in secret_keys])
 
     original_init = pulumi.Resource.__init__
@@ -156,3 +161,13 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
     outputs = {k: _sync_await(o.future()) for k, o in exports.items()}
     secrets = {k for k, o in exports.items() if _sync_await(o.is_secret())}
     return Run(resources, outputs, secrets)
+
+
+def container_env(container: Declared) -> dict[str, str]:
+    """A container's variables; for the hub, those of its settings document too."""
+    from services.hub.jhc_settings import SETTINGS_FILE
+    variables = dict(e.split("=", 1) for e in container.plain.get("envs", []))
+    for upload in container.plain.get("uploads", []):
+        if upload["file"] == SETTINGS_FILE:
+            variables.update(json.loads(upload["content"]))
+    return variables

@@ -1,4 +1,4 @@
-"""Tests for the host bootstrap (components/bootstrap.py and cloud-init/).
+"""Tests for the host bootstrap (components/host/bootstrap.py and cloud-init/).
 
 The rendered user_data is checked with the real `cloud-init schema`, parsed and inspected,
 and its shell scripts are linted and *run*: the volume script against file-backed disk

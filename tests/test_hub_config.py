@@ -62,15 +62,27 @@ def base_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def hub_process_env(env: dict[str, str], document: Path) -> dict[str, str]:
+    """What a hub process gets for ``env``: the hub's variables written to its settings
+    document (as the Pulumi component uploads it), anything else as process variables."""
+    from jhc_settings import SETTINGS_FILE_VAR, settings_document
+    from jhc_variables import BY_VARIABLE
+
+    document.write_text(settings_document({k: v for k, v in env.items() if k in BY_VARIABLE}))
+    return {SETTINGS_FILE_VAR: str(document),
+            **{k: v for k, v in env.items() if k not in BY_VARIABLE}}
+
+
 @pytest.fixture
-def load(monkeypatch: pytest.MonkeyPatch):
-    """load(env) -> Config: execute the real config file with exactly ``env`` as JHC_*."""
+def load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """load(env) -> Config: execute the real config file with exactly ``env``'s JHC_*
+    variables in its settings document."""
 
     def _load(env: dict[str, str]) -> Config:
         for key in list(os.environ):
             if key.startswith("JHC_"):
                 monkeypatch.delenv(key)
-        for key, value in env.items():
+        for key, value in hub_process_env(env, tmp_path / "jhc-settings.json").items():
             monkeypatch.setenv(key, value)
         loader = PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_DIR))
         return loader.load_config()
@@ -826,20 +838,28 @@ def test_culler_defaults_and_disable(load, base_env):
 # documentation stays in sync with the code
 
 
-def _table_names(text: str) -> set[str]:
-    return set(re.findall(r"^\|? ?`?(JHC_[A-Z0-9_]+)`? ", text, flags=re.M))
+def test_every_variable_is_declared_and_documented():
+    """Every JHC_* name the hub's code reads is in the one table, every row is read, and
+    docs/hub.md carries the table as generated (run scripts/hub_reference.py)."""
+    from jhc_variables import VARIABLES
 
+    from scripts import hub_reference
 
-def test_every_variable_is_documented():
-    used = set(re.findall(r'"(JHC_[A-Z0-9_]+)"', (HUB_DIR / "jhc_hub.py").read_text()))
-    import ast
-
-    docstring = ast.get_docstring(ast.parse((HUB_DIR / "jupyterhub_config.py").read_text()))
-    documented = _table_names(docstring or "")
-    in_docs = _table_names((ROOT / "docs" / "hub.md").read_text())
+    code = "".join((HUB_DIR / name).read_text() for name in ("jhc_settings.py", "jhc_menu.py",
+                                                          "jhc_document.py"))
+    used = set(re.findall(r'"(JHC_[A-Z0-9_]+)"', code)) - {"JHC_SETTINGS_FILE"}
+    declared = {v.name for v in VARIABLES}
     assert len(used) > 30
-    assert used == documented
-    assert used == in_docs
+    assert used == declared
+    text = (ROOT / "docs" / "hub.md").read_text()
+    assert text == hub_reference.render(text), "run scripts/hub_reference.py"
+    in_docs = set(re.findall(r"^\| `(JHC_[A-Z0-9_]+)` ", text, flags=re.M))
+    assert in_docs == declared
+
+
+def test_undeclared_variables_cannot_be_read():
+    with pytest.raises(KeyError):
+        jhc_hub.Env({}).raw("JHC_NOT_IN_THE_TABLE")
 
 
 # --------------------------------------------------------------------------------------------
@@ -877,10 +897,12 @@ def test_dockerfile():
         keyword = line.split()[0]
         assert keyword not in ("ARG", "ENV", "LABEL"), line
     assert "docker.sock" not in text
-    copy = next(line for line in instructions if line.startswith("COPY jupyterhub_config.py"))
-    # the config imports its helper module, so both must be in the image, side by side
-    assert copy.split()[1:] == ["jupyterhub_config.py", "jhc_hub.py", "jhc_ids.py",
-                                  "/etc/jupyterhub/"]
+    joined = text.replace("\\\n", " ")
+    copy = next(line for line in joined.splitlines() if line.startswith("COPY jupyterhub_config.py"))
+    # the config imports its helper modules, so all must be in the image, side by side
+    modules = sorted(path.name for path in HUB_DIR.glob("*.py") if path.name != "__init__.py")
+    assert sorted(copy.split()[1:-1]) == modules
+    assert copy.split()[-1] == "/etc/jupyterhub/"
     assert 'CMD ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]' in instructions
     assert "-r /tmp/jhc-hub-requirements.txt" in text
 

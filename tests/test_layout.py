@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Declared, Run, plain, run_program
+from harness import Declared, Run, container_env, plain, run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ROOT / "components"
@@ -87,8 +87,7 @@ def aliases(c: Declared) -> dict[str, set[str]]:
     return found
 
 
-def env(c: Declared) -> dict[str, str]:
-    return dict(e.split("=", 1) for e in c.plain.get("envs", []))
+env = container_env
 
 
 def reachable(run: Run, client: str, host: str) -> bool:

@@ -11,7 +11,8 @@ import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
 from components.config.accounts import UID_BASE, derived_id
-from harness import Declared, Run, plain, run_program
+from harness import Declared, Run, container_env, plain, run_program
+from services.hub.jhc_settings import SETTINGS_FILE
 
 USERS = [
     {"name": "alice", "fullName": "Alice Liddell", "email": "alice@example.org",
@@ -96,8 +97,7 @@ def test_state_is_bind_mounted_from_the_data_volume(dev: Run) -> None:
     assert sock == ["jhc-dev-hub"]
 
 
-def env(container: Declared) -> dict[str, str]:
-    return dict(e.split("=", 1) for e in container.plain.get("envs", []))
+env = container_env
 
 
 def secret_values(run: Run) -> list[str]:
@@ -132,6 +132,7 @@ def test_secrets_stay_secret(fixture: str, in_use: int, request) -> None:
         places.append(r.inputs.get("labels"))
         if r.type == "docker:index/container:Container" and r.plain.get("name", "").endswith("-hub"):
             places.append(r.inputs.get("envs"))
+            places += [u for u in r.plain["uploads"] if u["file"] == SETTINGS_FILE]
         if r.type in ("openstack:compute/instance:Instance", "aws:ec2/instance:Instance"):
             places.append(r.inputs.get("userData"))
         for place in places:

@@ -28,6 +28,7 @@ from components.config.accounts import (
     assign_ids,
 )
 from components.config.keys import BY_NAME, Key
+from services.hub.jhc_values import cpu_amount, memory_bytes, normalize_login
 
 PROJECT = "jupyterhub-cloud"
 CLOUDS = ("openstack", "aws", "local")
@@ -38,7 +39,6 @@ DEFAULT_IMAGES = (
     {"name": "scipy", "displayName": "Scientific Python", "path": "scipy"},
     {"name": "r", "displayName": "R", "path": "r"},
 )
-LOGIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,38}$")  # LDAP names and lower-cased GitHub logins
 
 
 class ConfigError(pulumi.RunError):
@@ -143,8 +143,8 @@ class ServiceSettings:
     blocked_users: tuple[str, ...]
     images: tuple[NotebookImage, ...]
     datasets: tuple[Dataset, ...]
-    mem_limit: str
-    cpu_limit: float
+    mem_limit: str  # jhc_values.memory_bytes accepts it; passed to the hub as written
+    cpu_limit: str  # jhc_values.cpu_amount accepts it; passed to the hub as written
     cull_idle_timeout: int
     github: GithubSettings | None
 
@@ -364,8 +364,8 @@ def _host(r: _Reader, stack: str) -> HostSettings:
         prune_schedule=r.string("pruneSchedule"), prune_until=r.string("pruneUntil"), **settings)
 
 
-def _name(key: str, value: Any, pattern: re.Pattern[str] = NAME) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+def _name(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise ConfigError(key, f"{value!r} is not a valid name",
                           "Use lower-case letters, digits, '-' and '_', starting with a letter")
     if value in RESERVED:
@@ -484,8 +484,20 @@ def _datasets(r: _Reader, data_dir: str) -> tuple[Dataset, ...]:
     return tuple(datasets)
 
 
+def _login(key: str, value: str) -> str:
+    """A login name as the hub normalises it (jhc_values: the one definition)."""
+    try:
+        login = normalize_login(value)
+    except ValueError as err:
+        raise ConfigError(key, str(err), "Use at most 32 lower-case letters, digits, '.', '-' "
+                          "and '_', not all digits, as the hub does") from None
+    if login in RESERVED:
+        raise ConfigError(key, f"{login!r} is reserved", "Choose another name")
+    return login
+
+
 def _logins(r: _Reader, name: str) -> tuple[str, ...]:
-    return tuple(_name(name, v.lower(), LOGIN) for v in r.strings(name))
+    return tuple(_login(name, v) for v in r.strings(name))
 
 
 def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
@@ -532,16 +544,20 @@ def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
         github = GithubSettings(client_id, secret, orgs)
     elif r.string("githubClientSecret") is not None:
         r.secret("githubClientSecret")  # refuse a plain-text secret even when unused
-    memory = r.string("memLimit")
-    if not re.match(r"^[1-9][0-9]*(\.[0-9]+)?[KMGT]$", memory):
-        raise ConfigError("memLimit", f"{memory!r} is malformed", "Use a value like 512M or 2G")
+    # One definition of a memory size and a CPU amount, shared with the hub (jhc_values). The
+    # hub reads 0 as "no limit"; a stack always limits each server, so 0 is refused here.
+    memory, cpu = r.string("memLimit"), r.string("cpuLimit")
     try:
-        cpu = float(r.string("cpuLimit"))
-    except ValueError:
-        cpu = -1.0
-    if not 0.1 <= cpu <= 256:
-        raise ConfigError("cpuLimit", f"{r.string('cpuLimit')!r} is not a core count",
-                          "Use a number between 0.1 and 256, like 1.5")
+        if not memory_bytes(memory):
+            raise ValueError("0 would let one server take all of the host's memory")
+    except ValueError as err:
+        raise ConfigError("memLimit", str(err), "Use a value like 512M, 1.5G or 2G") from None
+    try:
+        if not cpu_amount(cpu):
+            raise ValueError("0 (no limit) would let one server take every core")
+    except ValueError as err:
+        raise ConfigError("cpuLimit", f"{cpu!r} is not a core count: {err}",
+                          "Use a number of cores like 0.5 or 1.5") from None
     cull = r.integer("cullIdleTimeout", 0, 30 * 86400)
     if 0 < cull < 300:
         raise ConfigError("cullIdleTimeout", f"{cull} s would stop servers while people think",

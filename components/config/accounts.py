@@ -8,17 +8,19 @@ error that asks for an explicit id instead of silently renumbering somebody.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pulumi
 
 from services.hub.jhc_ids import GID_BASE, ID_SPAN, UID_BASE, USERS_GID, derived_id
+from services.hub.jhc_values import ACCOUNT_RE
 
 __all__ = ["GID_BASE", "ID_SPAN", "UID_BASE", "USERS_GID", "derived_id"]
 
-NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# An LDAP account (user) name, and also the pattern of group, image and dataset names. The one
+# definition of what an account and a login name are: services/hub/jhc_values.py.
+NAME = ACCOUNT_RE
 # Names that would clash with system accounts or groups inside the notebook images.
 RESERVED = frozenset({"root", "jovyan", "users", "admin", "nobody", "daemon", "bin", "sys", "sudo",
                       "docker", "staff", "adm", "wheel"})

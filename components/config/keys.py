@@ -148,9 +148,10 @@ SERVICE_KEYS: tuple[Key, ...] = (
         layer="service"),
     Key("datasets", "objects", "Read-only mounts: [{name, path}] (path on the host; default "
         "<data dir>/datasets/<name>).", [], SPAWN, layer="service"),
-    Key("memLimit", "string", "Memory limit of each user server (e.g. 2G).", "2G", SPAWN,
+    Key("memLimit", "string", "Memory limit of each user server (e.g. 512M, 1.5G).", "2G", SPAWN,
         layer="service"),
-    Key("cpuLimit", "string", "CPU limit of each user server, in cores (e.g. 1.5).", "1", SPAWN,
+    Key("cpuLimit", "string", "CPU limit of each user server, in cores (e.g. 0.5, 1.5; at most 2 "
+        "decimals).", "1", SPAWN,
         layer="service"),
     Key("cullIdleTimeout", "integer", "Stop user servers idle this many seconds (0: never).", 3600,
         HUB, layer="service"),

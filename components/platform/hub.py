@@ -1,7 +1,10 @@
-"""The hub: an image built FROM the official JupyterHub image, configured only by environment.
+"""The hub: an image built FROM the official JupyterHub image, configured by one settings file.
 
-services/hub/jupyterhub_config.py is static and documents every variable; `hub_environment` is
-the one place that decides their values, from settings alone (so it is tested without Pulumi).
+services/hub/jhc_variables.py declares every variable and services/hub/jhc_settings.py validates
+them; `hub_environment` is the one place that decides their values, from settings alone (so it
+is tested without Pulumi), and `checked_hub_environment` runs the hub's own validation on them
+while the program runs (so at `pulumi preview`), naming the stack config key behind a refusal.
+The hub receives them as one JSON document uploaded into its container (jhc_settings).
 """
 
 from __future__ import annotations
@@ -12,13 +15,22 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.config import ServiceSettings
+from components.config import ConfigError, ServiceSettings
 from components.platform.containers import LABELS, Networks, attach, bind, build, secret_file
 from components.platform.endpoints import HUB, LDAP, POSTGRES, PROXY_API
+from services.hub.jhc_settings import SETTINGS_FILE, read_settings, settings_document
+from services.hub.jhc_variables import BY_VARIABLE, HubConfigError
 
 CONTEXT = "services/hub"
 HOMES_IN_HUB = "/homes"
 SHARED_IN_HUB = "/shared"
+HUB_PORT = HUB.port
+# The hub answers /hub/health once it has started (database upgraded, proxy routes checked).
+# python3 is in the official image; curl is not a documented part of it.
+HEALTHCHECK = ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen("
+               f"'http://127.0.0.1:{HUB_PORT}/hub/health', timeout=4)"]
+# Seconds `pulumi up` waits for the first healthy probe before it fails the deployment.
+START_TIMEOUT = 180
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,7 @@ class HubArgs:
 
 def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, public_url: str,
                     images: list[dict]) -> dict[str, str]:
-    """Every JHC_* variable of the hub container. None of them is a secret."""
+    """Every JHC_* variable of the hub's settings document. None of them is a secret."""
     env = {
         "JHC_COOKIE_SECRET_FILE": "/run/secrets/cookie-secret",
         "JHC_CRYPT_KEY_FILE": "/run/secrets/crypt-key",
@@ -64,7 +76,7 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
         "JHC_DATASETS_JSON": json.dumps([{"name": d.name, "host_path": d.path}
                                          for d in service.datasets]),
         "JHC_MEM_LIMIT": service.mem_limit,
-        "JHC_CPU_LIMIT": f"{service.cpu_limit:g}",
+        "JHC_CPU_LIMIT": service.cpu_limit,
         "JHC_CULL_TIMEOUT": str(service.cull_idle_timeout),
     }
     if service.auth == "ldap":
@@ -84,16 +96,52 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
     return env
 
 
+def checked_hub_environment(service: ServiceSettings, data_dir: str, frontend: str,
+                            public_url: str, images: list[dict]) -> dict[str, str]:
+    """hub_environment(...), refused as the hub would refuse it at start (its secret files are
+    required by name but not read: they exist only inside the container).
+
+    Raises ConfigError naming the stack config key that feeds the refused variable; a refused
+    variable that no key feeds is a bug of this program and says so.
+    """
+    env = hub_environment(service, data_dir, frontend, public_url, images)
+    try:
+        read_settings(env, read_files=False)
+    except HubConfigError as err:
+        key = BY_VARIABLE[err.var].config_key
+        if key is None:
+            raise pulumi.RunError(f"jupyterhub-cloud sets {err} (a bug: please report it)") \
+                from None
+        raise ConfigError(key, f"the hub would refuse it ({err})",
+                          "Fix the value (docs/hub.md lists what the hub accepts)") from None
+    return env
+
+
+def preview_menu(prefix: str, service: ServiceSettings) -> list[dict]:
+    """The spawner menu with the image names the build gives (their ids are known only after
+    the build): enough to validate everything else about the menu at preview."""
+    return [{"name": i.name, "display_name": i.display_name,
+             "image": f"{prefix}-notebook-{i.name}:latest", "groups": list(i.groups)}
+            for i in service.images]
+
+
 class Hub(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: HubArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("jupyterhub-cloud:service:Hub", name, None, opts)
+        # Checked now, with the values known before any resource exists, so that `pulumi
+        # preview` fails on what the hub would refuse; checked again once outputs are known.
+        checked_hub_environment(args.service, args.data_dir, f"{args.prefix}-frontend",
+                                "https://localhost", preview_menu(args.prefix, args.service))
         image = build(f"{name}-image", CONTEXT, f"{args.prefix}-hub:latest", self)
-        envs = pulumi.Output.all(args.frontend_name, args.public_url, args.images).apply(
-            lambda v: [f"{k}={val}" for k, val in
-                       hub_environment(args.service, args.data_dir, v[0], v[1], v[2]).items()])
-        uploads = [secret_file("cookie-secret", args.cookie_secret),
+        # One settings document instead of ~40 container variables; names no secret itself.
+        document = pulumi.Output.all(args.frontend_name, args.public_url, args.images).apply(
+            lambda v: settings_document(checked_hub_environment(
+                args.service, args.data_dir, v[0], v[1], v[2])))
+        uploads = [docker.ContainerUploadArgs(file=SETTINGS_FILE, content=document,
+                                              permissions="0644"),
+                   secret_file("cookie-secret", args.cookie_secret),
                    secret_file("crypt-key", args.crypt_key),
                    secret_file("proxy-token", args.proxy_token),
                    secret_file("db-password", args.db_password)]
@@ -101,7 +149,7 @@ class Hub(pulumi.ComponentResource):
             uploads.append(secret_file("github-client-secret", args.service.github.client_secret))
         self.container = docker.Container(
             f"{name}-container", name=f"{args.prefix}-hub", image=image.repo_digest,
-            restart="unless-stopped", labels=LABELS, envs=envs, uploads=uploads,
+            restart="unless-stopped", labels=LABELS, uploads=uploads,
             volumes=[
                 # DockerSpawner starts user servers through the engine; only the hub has it.
                 bind("/var/run/docker.sock", "/var/run/docker.sock"),
@@ -110,5 +158,16 @@ class Hub(pulumi.ComponentResource):
             ],
             networks_advanced=[attach(args.networks.backend, HUB.host),
                                attach(args.networks.frontend, HUB.host)],
+            # A hub that cannot start fails `pulumi up` instead of restart-looping unseen:
+            # with wait=True the provider polls the container's health every second after
+            # starting it and fails the create unless it is "healthy" within wait_timeout s
+            # (an "unhealthy" hub is not cut short); it errors when no healthcheck is set.
+            # Source: terraform-provider-docker v4.5.0 (5074970), which pulumi-docker 5.1.0 to
+            # 5.2.x bridges: internal/provider/resource_docker_container_funcs.go, create.
+            healthcheck=docker.ContainerHealthcheckArgs(
+                # no start_interval: engines older than API 1.44 do not know it
+                tests=HEALTHCHECK, interval="10s", timeout="5s", retries=3,
+                start_period=f"{START_TIMEOUT}s"),
+            wait=True, wait_timeout=START_TIMEOUT,
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on))
         self.register_outputs({})

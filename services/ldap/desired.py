@@ -76,7 +76,8 @@ class Desired:
 
 def validate_name(name: Any, what: str) -> str:
     """Return name if it matches ^[a-z][a-z0-9_-]{0,31}$ (POSIX-safe, LDAP-injection-proof)."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    # fullmatch: with match, "$" also matches before a trailing newline ("ab\n" passed)
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise DesiredStateError(
             f"{what} name {name!r} is invalid: must match {NAME_RE.pattern}"
         )

@@ -46,6 +46,7 @@ from components.config import Settings, load_settings  # noqa: E402
 from components.platform.hub import hub_environment  # noqa: E402
 from components.platform.ldap import desired_document  # noqa: E402
 from components.platform.proxy import proxy_command  # noqa: E402
+from services.hub.jhc_settings import SETTINGS_FILE_VAR, settings_document  # noqa: E402
 
 #: JHC_IT_HUB_CONFIG points the hub at another copy of the config (used to break the code on
 #: purpose and watch the scenarios fail without touching the tree).
@@ -534,8 +535,12 @@ def hub_env(settings: Settings, *, root: Path, network: Network, proxy: Proxy, l
                                           "JHC_START_TIMEOUT"):
             raise StackError(f"{key} is overridden but hub_environment() does not set it")
     env.update(overrides)
+    # the hub reads its variables from one settings document, as in its container
+    document = root / "jhc-settings.json"
+    document.write_text(settings_document(env))
     path = f"{Path(sys.executable).parent}:{NPM_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-    process_env = {"PATH": path, "HOME": str(root), "LANG": "C.UTF-8", **env}
+    process_env = {"PATH": path, "HOME": str(root), "LANG": "C.UTF-8",
+                   SETTINGS_FILE_VAR: str(document)}
     return process_env, overrides, [cookie, crypt, proxy.token, postgres.password]
 
 

@@ -107,7 +107,9 @@ def test_real_hub_starts_behind_the_external_proxy_and_leaves_it_on_exit(chp, ba
     log = open(tmp_path / "hub.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
-        cwd=workdir, env={"PATH": os.environ["PATH"], **env}, stdout=log,
+        cwd=workdir, env={"PATH": os.environ["PATH"],
+                          **unit.hub_process_env(env, tmp_path / "jhc-settings.json")},
+        stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -119,6 +121,18 @@ def test_real_hub_starts_behind_the_external_proxy_and_leaves_it_on_exit(chp, ba
         ).get("hub"):
             assert time.monotonic() < deadline, "the hub never registered its route"
             time.sleep(0.2)
+        # the container healthcheck the Pulumi component declares (wait=True waits for it)
+        # passes against this hub, and fails where no hub answers
+        from components.platform.hub import HEALTHCHECK, HUB_PORT
+
+        assert HEALTHCHECK[:3] == ["CMD", "python3", "-c"]
+        probe = HEALTHCHECK[3]
+        here = probe.replace(f":{HUB_PORT}/", f":{chp.hub}/")
+        assert here != probe
+        assert subprocess.run([sys.executable, "-c", here], timeout=30).returncode == 0
+        nobody = probe.replace(f":{HUB_PORT}/", f":{_free_port()}/")
+        assert subprocess.run([sys.executable, "-c", nobody], capture_output=True,
+                              timeout=30).returncode != 0
         # through the proxy
         assert _wait_http(f"http://127.0.0.1:{chp.public}/hub/login", 10) == 200
         # metrics are not public

@@ -104,7 +104,7 @@ def test_no_secret_in_any_log(platform: stack.Platform, admin: stack.TokenClient
     logs = {path.name: path.read_text(errors="replace")
             for path in (platform.hub.log, platform.proxy.log, platform.ldap.log,
                          platform.postgres.log)}
-    assert "Using Authenticator: jhc_hub.JhcLDAPAuthenticator" in logs["hub.log"]
+    assert "Using Authenticator: jhc_ldap.JhcLDAPAuthenticator" in logs["hub.log"]
     for name, text in logs.items():
         for value in platform.secret_values:
             assert value not in text, name

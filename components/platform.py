@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.backup import Backup, BackupArgs
 from components.config import Settings
 from components.containers import Networks
+from components.host import BackupTarget
 from components.hub import Hub, HubArgs
 from components.ldap import Ldap, LdapArgs
 from components.notebook_images import NotebookImages, NotebookImagesArgs
@@ -27,6 +29,7 @@ class PlatformArgs:
     settings: Settings
     data_dir: str
     public_address: pulumi.Output[str]
+    backup_target: BackupTarget | None = None  # from the host; None: backups off
 
 
 def public_site(settings: Settings, address: str) -> tuple[str, str]:
@@ -41,6 +44,7 @@ def public_site(settings: Settings, address: str) -> tuple[str, str]:
 class Platform(pulumi.ComponentResource):
     url: pulumi.Output[str]
     secrets: PlatformSecrets
+    backup: Backup | None = None
 
     def __init__(self, name: str, args: PlatformArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -66,7 +70,7 @@ class Platform(pulumi.ComponentResource):
                                 opts=child)
         site_and_url = args.public_address.apply(lambda a: public_site(settings, a))
         self.url = site_and_url.apply(lambda s: s[1])
-        Hub(f"{name}-hub", HubArgs(
+        hub = Hub(f"{name}-hub", HubArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             frontend_name=frontend.name, service=service, public_url=self.url,
             images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
@@ -79,4 +83,12 @@ class Platform(pulumi.ComponentResource):
             acme_staging=service.acme_staging, bind_ip="127.0.0.1" if local else "",
             http_port=service.local_http_port if local else 80,
             https_port=service.local_https_port if local else 443), opts=child)
+        if args.backup_target is not None and service.backup.enabled:
+            self.backup = Backup(f"{name}-backup", BackupArgs(
+                prefix=prefix, stack=settings.stack, data_dir=args.data_dir, networks=networks,
+                settings=service.backup, target=args.backup_target,
+                allow_data_loss=settings.host.allow_data_loss,
+                postgres_password=secrets.postgres_password, cookie_secret=secrets.cookie_secret,
+                crypt_key=secrets.crypt_key,
+                depends_on=[postgres.container, ldap.container, hub.container]), opts=child)
         self.register_outputs({"url": self.url})

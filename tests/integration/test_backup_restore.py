@@ -201,6 +201,11 @@ def test_backup_then_restore_into_a_fresh_deployment(
             assert _run(env, "run").returncode == 0
             assert _run(env, "health").returncode == 0
         assert not (first.data_dir / "state" / "backup" / "dump").exists()  # dumps not left
+        verify = _run(env, "verify")
+        assert verify.returncode == 0, verify.stderr[-3000:]
+        # 2 users + 3 groups + base, ou=people, ou=groups, readonly DN at least
+        entries = int(verify.stdout.split(" LDAP entries")[0].rsplit(" ", 1)[-1])
+        assert entries >= 7 and "2 files in homes: restorable" in verify.stdout, verify.stdout
 
         # ---- the data is destroyed
         secrets = {"admin": first.ldap.admin_password, "readonly": first.ldap.readonly_password}

@@ -1,0 +1,53 @@
+"""The backup and restore shell scripts: lint, and the refusals that need no services."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = [ROOT / "services" / "backup" / "jhc-backup", ROOT / "scripts" / "restore.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_shellcheck_clean(script: Path) -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.fail("shellcheck is missing: run scripts/install-system-deps.sh")
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", *map(str, args)], capture_output=True, text=True,
+                          timeout=60, check=False, env=env)
+
+
+def test_restore_needs_a_snapshot_and_a_running_backup_container(tmp_path: Path) -> None:
+    assert run(SCRIPTS[1]).returncode == 2
+    assert run(SCRIPTS[1], "--bogus", "latest").returncode == 2
+    # a docker command that finds no backup container: refused before anything is stopped
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho \"$@\" >> " + str(tmp_path / "calls") + "\nexit 1\n")
+    fake.chmod(0o755)
+    result = run(SCRIPTS[1], "--stack", "lab", "latest",
+                 env={"PATH": "/usr/bin:/bin", "JHC_DOCKER": str(fake)})
+    assert result.returncode == 1 and "jhc-lab-backup is not running" in result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["inspect -f {{.State.Running}} jhc-lab-backup"]  # nothing stopped
+
+
+def test_backup_script_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "JHC_BACKUP_STATE_DIR": str(tmp_path)}
+    assert run(SCRIPTS[0], "bogus", env=env).returncode == 2
+    assert "usage" in run(SCRIPTS[0], "restore", env=env).stderr
+    loop = run(SCRIPTS[0], "loop", env={**env, "JHC_BACKUP_TIME": "25:00"})
+    assert loop.returncode == 1 and "not HH:MM" in loop.stderr
+    health = run(SCRIPTS[0], "health", env=env)
+    assert health.returncode == 1 and "no successful backup yet" in health.stdout
+    (tmp_path / "last-success").write_text("1000 1970-01-01T00:16:40Z\n")
+    stale = run(SCRIPTS[0], "health", env=env)
+    assert stale.returncode == 1 and "older than 26h" in stale.stdout

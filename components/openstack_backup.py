@@ -21,6 +21,8 @@ import pulumi_openstack as openstack
 from components.host import BackupTarget
 
 METHODS = ("GET", "HEAD", "PUT", "DELETE")  # what restic's swift backend sends
+# restic's swift backend authenticates with OS_AUTH_URL + OS_APPLICATION_CREDENTIAL_ID/_SECRET
+# (restic/restic#2156, in restic since 0.9.5).
 
 
 def container_name(stack: str) -> str:

@@ -73,6 +73,7 @@ def s3_backup_target(name: str, stack: str, keep: pulumi.ResourceOptions,
                     tags={"jupyterhub-cloud": "backups", STACK_TAG: stack}, opts=child)
     iam.UserPolicy(f"{name}-user-policy", user=user.name,
                    policy=bucket.arn.apply(bucket_policy), opts=child)
+    # The SDK marks AccessKey.secret as a secret output (additional_secret_outputs).
     key = iam.AccessKey(f"{name}-key", user=user.name, opts=child)
     repository = pulumi.Output.concat("s3:s3.", bucket.region, ".amazonaws.com/", bucket.bucket)
     env = pulumi.Output.secret(pulumi.Output.all(key.id, key.secret).apply(

@@ -56,6 +56,7 @@ def swift_backup_target(name: str, stack: str, keep: pulumi.ResourceOptions,
     container = openstack.objectstorage.Container(
         f"{name}-swift", name=container_name(stack), force_destroy=False,
         metadata={"jupyterhub-cloud": "backups"}, opts=keep)
+    # The SDK marks its generated `secret` as a secret output (additional_secret_outputs).
     credential = openstack.identity.ApplicationCredential(
         f"{name}-credential", name=f"jhc-{stack}-backup",
         description="jupyterhub-cloud backups: restic on this stack's Swift container only",

@@ -16,7 +16,8 @@
 #
 # The host's engine is reached as the Docker provider reaches it: the local engine for the local
 # stack, otherwise ssh to the host (sshCommand output) with the stack's pinned known_hosts file.
-# JHC_DOCKER overrides the docker command (e.g. JHC_DOCKER="docker --context lab").
+# JHC_SSH_OPTS adds ssh options (e.g. "-i ~/.ssh/lab"); JHC_DOCKER replaces the docker command
+# altogether (e.g. JHC_DOCKER="docker --context lab").
 set -euo pipefail
 
 stack="" repository="" password_file="" snapshot="" list=0
@@ -42,8 +43,9 @@ else
   ssh_command=$(pulumi stack output sshCommand --stack "$stack" 2>/dev/null || true)
   if [[ -n $ssh_command ]]; then
     known=${JHC_KNOWN_HOSTS:-$HOME/.ssh/jupyterhub-cloud-$stack.known_hosts}
+    read -r -a extra <<<"${JHC_SSH_OPTS:-}"
     docker_cmd=(ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$known"
-                "${ssh_command#ssh }" docker)
+                "${extra[@]}" "${ssh_command#ssh }" docker)
   else
     docker_cmd=(docker)
   fi

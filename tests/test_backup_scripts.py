@@ -51,3 +51,29 @@ def test_backup_script_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     (tmp_path / "last-success").write_text("1000 1970-01-01T00:16:40Z\n")
     stale = run(SCRIPTS[0], "health", env=env)
     assert stale.returncode == 1 and "older than 26h" in stale.stdout
+
+
+def test_a_failed_restic_step_fails_the_run(tmp_path: Path) -> None:
+    """Every step counts, not only the last one: a failing `restic backup` followed by a
+    succeeding `restic forget` is a failed run. Stand-in commands on PATH (this tests the
+    script's control flow; the real tools run in tests/integration/test_backup_restore.py)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tools = {
+        "restic": 'if [ "$1" = backup ]; then echo "unreadable file" >&2; exit 3; fi; exit 0',
+        "pg_dump": 'for a; do case $a in --file=*) : > "${a#--file=}";; esac; done',
+        "slapcat": 'while [ $# -gt 0 ]; do [ "$1" = -l ] && : > "$2"; shift; done',
+    }
+    for name, body in tools.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "pw").write_text("x\n")
+    (tmp_path / "data").mkdir()
+    env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+           "JHC_BACKUP_STATE_DIR": str(tmp_path / "state"), "JHC_DATA_DIR": str(tmp_path / "data"),
+           "RESTIC_REPOSITORY": str(tmp_path / "repo"), "JHC_PG_PASSWORD_FILE": str(tmp_path / "pw"),
+           "JHC_HUB_KEY_FILES": str(tmp_path / "pw"), "JHC_BACKUP_CHECK_DAYS": "0"}
+    result = run(SCRIPTS[0], "run", env=env)
+    assert result.returncode == 1 and "BACKUP FAILED" in result.stderr, result.stderr
+    assert not (tmp_path / "state" / "last-success").exists()
+    assert run(SCRIPTS[0], "health", env=env).returncode == 1

@@ -10,8 +10,13 @@ raw, secret_keys = raw_project_config()
 settings = load_settings(raw, pulumi.get_stack(), secret_keys)
 host = host_class(settings.host.cloud)("jhc", settings.host)
 engine = host.docker_provider("jhc-docker", settings.host)
+backup = settings.service.backup
+# The host decides where backups go (its cloud's object storage by default); the platform
+# only receives the target.
+target = host.backup_target("jhc-backup", backup, settings.host) if backup.enabled else None
 platform = Platform("jhc", PlatformArgs(settings.stack, settings.service, host.data_dir,
-                                        host.publishing),
+                                        host.publishing, keep_state=not settings.host.allow_data_loss,
+                                        backup_target=target),
                     opts=pulumi.ResourceOptions(providers={"docker": engine}))
 
 pulumi.export("url", platform.url)
@@ -22,3 +27,7 @@ pulumi.export("dockerHost", host.docker_host)
 pulumi.export("dataVolumeId", host.data_volume_id)
 if host.ssh_user:
     pulumi.export("sshCommand", host.public_address.apply(lambda ip: f"ssh {host.ssh_user}@{ip}"))
+if platform.backup is not None:
+    pulumi.export("backupRepository", platform.backup.repository)
+    # Store it away from the cloud account: without it no backup can be read.
+    pulumi.export("backupRepositoryPassword", pulumi.Output.secret(platform.backup.password))

@@ -12,6 +12,7 @@ packages=(
   caddy                           # `caddy adapt` validates the rendered Caddyfile
   slapd ldap-utils                # the LDAP bootstrap and reconcile run against a real slapd
   postgresql                      # hub state in a real PostgreSQL (integration tests)
+  restic                          # services/backup/jhc-backup, run for real in tests
   docker.io debootstrap           # a real Docker engine and a registry-free base image
 )
 # Node.js may come from elsewhere than Debian (then Debian's npm would conflict with it).

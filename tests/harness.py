@@ -32,6 +32,9 @@ COMPUTED: dict[str, dict[str, Any]] = {
     "aws:ec2/keyPair:KeyPair": {"keyName": "jhc-key-1234"},
     "command:local:Command": {"stdout": "ready"},
     "docker:index/container:Container": {"exitCode": 0, "containerLogs": "reconciled"},
+    "aws:s3/bucket:Bucket": {"bucket": "jhc-aws-backup-0001", "region": "eu-central-1",
+                             "arn": "arn:aws:s3:::jhc-aws-backup-0001"},
+    "aws:iam/role:Role": {"arn": "arn:aws:iam::123456789012:role/jhc-dlm"},
 }
 CALLS: dict[str, dict[str, Any]] = {
     "openstack:networking/getNetwork:getNetwork": {"id": "net-0001", "name": "private"},
@@ -39,6 +42,10 @@ CALLS: dict[str, dict[str, Any]] = {
     "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-0b", "subnet-0a"]},
     "aws:ec2/getSubnet:getSubnet": {"id": "subnet-0a", "availabilityZone": "eu-central-1a"},
     "aws:ec2/getAmi:getAmi": {"id": "ami-0f00d00d00d00d00d"},
+    "openstack:identity/getAuthScope:getAuthScope": {
+        "projectId": "0123abcd", "region": "RegionOne",
+        "serviceCatalogs": [{"type": "identity", "endpoints": [
+            {"interface": "public", "url": "https://keystone.example.org:5000/v3"}]}]},
 }
 
 
@@ -103,6 +110,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "random:index/randomBytes:RandomBytes":
             state["hex"] = secret(hashlib.sha256(args.name.encode()).hexdigest())
             state["base64"] = secret(f"b64-{args.name}")
+        elif args.typ == "openstack:identity/applicationCredential:ApplicationCredential":
+            state["secret"] = secret(f"os-secret-{args.name}-Zq8")
+        elif args.typ == "aws:iam/accessKey:AccessKey":
+            state["secret"] = secret(f"aws-secret-{args.name}-Zq8")
         elif args.typ == "docker:index/image:Image" and not self.preview:
             # in a preview a new image has no id yet: its repoDigest is unknown
             state["repoDigest"] = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()

@@ -7,6 +7,7 @@ import json
 import subprocess
 from typing import Any
 
+import pulumi
 import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
@@ -91,7 +92,8 @@ def test_state_is_bind_mounted_from_the_data_volume(dev: Run) -> None:
         for volume in c.plain.get("volumes", []):
             assert volume.get("hostPath"), (name, volume)
             assert volume["hostPath"].startswith("/srv/jupyterhub/") or \
-                volume["hostPath"] == "/var/run/docker.sock", (name, volume)
+                volume["hostPath"] == "/var/run/docker.sock" or \
+                (name, volume["hostPath"]) == ("jhc-dev-backup", "/srv/jupyterhub"), (name, volume)
     sock = [n for n, c in containers(dev).items()
             if any(v["hostPath"] == "/var/run/docker.sock" for v in c.plain.get("volumes", []))]
     assert sock == ["jhc-dev-hub"]
@@ -244,7 +246,17 @@ CHANGED_SERVICE = {
     "blockedUsers": ["frank"], "images": [{"name": "r", "path": "r"}],
     "datasets": [{"name": "d", "path": "/data/d"}], "memLimit": "8G", "cpuLimit": "4",
     "cullIdleTimeout": 0,
+    "backupTime": "04:15", "backupKeepDaily": 3, "backupKeepWeekly": 1, "backupKeepMonthly": 0,
+    "backupCheckEveryDays": 0, "backupCheckReadDataPercent": 50,
 }
+# Where backups go changes cloud resources (bucket, credentials), never the VM or its volume.
+BACKUP_TARGET_KEYS = {"backupEnabled", "backupRepository", "backupRepositoryEnv"}
+HOST_DATA_TYPES = (
+    "openstack:compute/instance:Instance", "openstack:blockstorage/volume:Volume",
+    "openstack:compute/volumeAttach:VolumeAttach", "openstack:networking/floatingIp:FloatingIp",
+    "aws:ec2/instance:Instance", "aws:ebs/volume:Volume",
+    "aws:ec2/volumeAttachment:VolumeAttachment", "aws:ec2/eip:Eip",
+)
 
 
 @pytest.mark.parametrize("stack", ["dev", "aws"])
@@ -252,7 +264,7 @@ def test_service_settings_never_touch_the_vm(stack: str) -> None:
     from components.config.keys import KEYS
     service_keys = {k.name for k in KEYS if k.layer == "service"}
     assert set(CHANGED_SERVICE) | {"auth", "githubClientId", "githubClientSecret",
-                                   "githubAllowedOrgs"} == service_keys
+                                   "githubAllowedOrgs"} | BACKUP_TARGET_KEYS == service_keys
     base = run_program(stack)
     changed = run_program(stack, overrides=CHANGED_SERVICE)
     assert instance_inputs(changed) == instance_inputs(base)
@@ -264,6 +276,36 @@ def test_service_settings_never_touch_the_vm(stack: str) -> None:
     host_types = [r for r in base if r.type.startswith(("openstack:", "aws:"))]
     for r in host_types:
         assert changed.resources[r.name].plain == r.plain, r.name
+
+
+def _vm_and_volume(run: Run) -> dict[str, tuple[dict, tuple]]:
+    found = {}
+    for r in run:
+        if r.type in HOST_DATA_TYPES:
+            opts = r.opts or pulumi.ResourceOptions()
+            found[r.name] = (r.plain, (opts.protect, opts.retain_on_delete, opts.ignore_changes))
+    return found
+
+
+@pytest.mark.parametrize("stack", ["dev", "aws"])
+def test_backup_settings_never_touch_the_vm_or_volume(stack: str) -> None:
+    base = run_program(stack)
+    before = _vm_and_volume(base)
+    assert len(before) == 4, sorted(before)
+    assert base.of_type("docker:index/container:Container")  # the backup is on by default
+    variants = [
+        {"backupEnabled": False},
+        {"backupRepository": "s3:https://objects.example.org/lab-backups"},
+        {"backupRepository": "rest:https://backup.example.org/lab",
+         "backupRepositoryEnv": '{"RESTIC_REST_USERNAME": "lab", "RESTIC_REST_PASSWORD": "pw"}'},
+        {"backupTime": "05:00", "backupKeepDaily": 30, "backupCheckEveryDays": 1},
+    ]
+    if stack == "aws":
+        variants += [{"awsDataSnapshotsKeep": 0}, {"awsDataSnapshotsKeep": 30,
+                                                   "awsDataSnapshotTime": "01:00"}]
+    for change in variants:
+        changed = run_program(stack, overrides=change, secret_keys=("backupRepositoryEnv",))
+        assert _vm_and_volume(changed) == before, change
 
 
 def test_caddyfile_is_valid_for_caddy(tmp_path) -> None:

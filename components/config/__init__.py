@@ -80,6 +80,14 @@ class LocalSettings:
 
 
 @dataclass(frozen=True)
+class DataSnapshots:
+    """aws: daily EBS snapshots of the data volume by the Data Lifecycle Manager."""
+
+    keep: int  # 0: no policy
+    time: str  # HH:MM UTC
+
+
+@dataclass(frozen=True)
 class HostSettings:
     cloud: str
     ssh_user: str
@@ -99,6 +107,7 @@ class HostSettings:
     prune_until: str
     openstack: OpenStackSettings | None = None
     aws: AwsSettings | None = None
+    snapshots: DataSnapshots | None = None
     local: LocalSettings | None = None
 
     @property
@@ -128,6 +137,21 @@ class GithubSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Nightly restic backups. repository None: the host's default target (see Host)."""
+
+    enabled: bool
+    repository: str | None
+    repository_env: pulumi.Output[dict[str, str]] | None
+    time: str
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+    check_every_days: int
+    check_read_data_percent: int
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     domain: str | None
     acme_email: str | None
@@ -147,6 +171,7 @@ class ServiceSettings:
     cpu_limit: str  # jhc_values.cpu_amount accepts it; passed to the hub as written
     cull_idle_timeout: int
     github: GithubSettings | None
+    backup: BackupSettings
 
     @property
     def admins(self) -> tuple[str, ...]:
@@ -338,6 +363,8 @@ def _host(r: _Reader, stack: str) -> HostSettings:
         if volume_type not in ("gp3", "gp2", "io1", "io2", "st1"):
             raise ConfigError("awsDataVolumeType", f"unsupported type {volume_type!r}",
                               "Use gp3, gp2, io1, io2 or st1")
+        settings["snapshots"] = DataSnapshots(
+            keep=r.integer("awsDataSnapshotsKeep", 0, 1000), time=_hhmm(r, "awsDataSnapshotTime"))
         settings["aws"] = AwsSettings(
             instance_type=r.required("awsInstanceType", "for cloud=aws"), ami=ami,
             vpc_id=r.string("awsVpcId"), subnet_id=r.string("awsSubnetId"),
@@ -568,7 +595,66 @@ def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
         ldap_organisation=r.string("ldapOrganisation"), users=users, groups=groups,
         admin_users=admin_users, allowed_users=allowed_users, allowed_groups=allowed_groups,
         blocked_users=blocked, images=_images(r, groups), datasets=_datasets(r, host.data_dir),
-        mem_limit=memory, cpu_limit=cpu, cull_idle_timeout=cull, github=github)
+        mem_limit=memory, cpu_limit=cpu, cull_idle_timeout=cull, github=github,
+        backup=_backup(r, host))
+
+
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+# restic backends by prefix (restic docs, "Preparing a new repository"); a bare path is local.
+RESTIC_BACKENDS = ("s3:", "swift:", "b2:", "azure:", "gs:", "rest:", "sftp:", "rclone:")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _hhmm(r: _Reader, name: str) -> str:
+    value = r.string(name) or ""
+    if not _HHMM.match(value):
+        raise ConfigError(name, f"{value!r} is not a time of day", "Use HH:MM in UTC, e.g. 02:30")
+    return value
+
+
+def _backup(r: _Reader, host: HostSettings) -> BackupSettings:
+    repository = r.string("backupRepository")
+    if repository is not None:
+        repository = repository.strip()
+        if not (repository.startswith(RESTIC_BACKENDS) or repository.startswith("/")):
+            raise ConfigError("backupRepository", f"{repository!r} is not a restic repository",
+                              "Use an absolute path or a URL starting with "
+                              + ", ".join(RESTIC_BACKENDS))
+        if repository.startswith("/"):
+            path, data = Path(repository).resolve(), Path(host.data_dir).resolve()
+            if path == data or data in path.parents or path in data.parents:
+                raise ConfigError("backupRepository", f"{repository} overlaps the data directory "
+                                  f"{host.data_dir}: a lost volume would take the backups along",
+                                  "Choose a directory outside it (or object storage)")
+    env = None
+    text = r.string("backupRepositoryEnv")
+    if text is not None:
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict) or not all(
+                isinstance(k, str) and _ENV_NAME.match(k) and isinstance(v, str)
+                for k, v in parsed.items()):
+            raise ConfigError("backupRepositoryEnv", "is not a JSON object of NAME: \"value\"",
+                              'Set it like `pulumi config set --secret backupRepositoryEnv '
+                              '\'{"AWS_ACCESS_KEY_ID": "...", "AWS_SECRET_ACCESS_KEY": "..."}\'`')
+        r.secret("backupRepositoryEnv")  # refuses a plain-text value
+        if repository is None:
+            raise ConfigError("backupRepositoryEnv", "is set but backupRepository is not",
+                              "Set backupRepository too, or unset backupRepositoryEnv")
+        env = pulumi.Output.secret(parsed)
+    keep = (r.integer("backupKeepDaily", 0, 3650), r.integer("backupKeepWeekly", 0, 520),
+            r.integer("backupKeepMonthly", 0, 1200))
+    if not any(keep):
+        raise ConfigError("backupKeepDaily", "backupKeepDaily, backupKeepWeekly and "
+                          "backupKeepMonthly are all 0", "Keep at least one snapshot, e.g. 7 daily")
+    return BackupSettings(
+        enabled=r.boolean("backupEnabled"), repository=repository, repository_env=env,
+        time=_hhmm(r, "backupTime"), keep_daily=keep[0], keep_weekly=keep[1],
+        keep_monthly=keep[2],
+        check_every_days=r.integer("backupCheckEveryDays", 0, 365),
+        check_read_data_percent=r.integer("backupCheckReadDataPercent", 1, 100))
 
 
 def load_settings(raw: Mapping[str, str], stack: str,

@@ -26,6 +26,8 @@ TLS = "Caddy restarts (seconds); a new certificate may be requested"
 SPAWN = "hub restarts; applies to servers started afterwards"
 NEW_PLACE = "a new, empty deployment elsewhere; existing data is not moved"
 NEW_HOST_ONLY = "ignored by a running host (applies to the next host)"
+BACKUP = "backup container replaced (it backs up at start); VM and volume untouched"
+SNAPSHOTS = "snapshot policy updated; VM and volume untouched"
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,12 @@ KEYS: tuple[Key, ...] = (
     Key("awsRootVolumeSizeGb", "integer", "Encrypted root disk size in GiB (8-1024).", 30, HOST),
     Key("awsDataVolumeType", "string", "EBS type of the data volume (gp3, gp2, io1, io2, st1).",
         "gp3", DATA),
+    Key("awsDataSnapshotsKeep", "integer",
+        "aws: EBS snapshots of the data volume kept by the Data Lifecycle Manager (daily; 0: no "
+        "snapshot policy). A crash-consistent copy of the whole volume, beside the restic backups.",
+        7, SNAPSHOTS),
+    Key("awsDataSnapshotTime", "string", "aws: daily snapshot time, HH:MM UTC.", "03:30",
+        SNAPSHOTS),
     Key("localDataDir", "string",
         "local stack: directory holding all state. Default ~/.local/share/jupyterhub-cloud/<stack>.",
         "", NEW_PLACE),
@@ -161,6 +169,27 @@ SERVICE_KEYS: tuple[Key, ...] = (
         "--secret.", "", HUB, secret=True, layer="service"),
     Key("githubAllowedOrgs", "array", "GitHub organisations whose members may log in.", [], HUB,
         layer="service"),
+    Key("backupEnabled", "boolean", "Nightly restic backups of the hub database, LDAP, homes, "
+        "shared data, ACME state and hub keys (see docs/admin-guide.md, Backups).", True, BACKUP,
+        layer="service"),
+    Key("backupRepository", "string", "restic repository (a path on the host, s3:..., swift:..., "
+        "b2:..., rest:..., sftp:...). Unset: aws: an S3 bucket the stack creates; openstack: a "
+        "Swift container the stack creates; local: <localDataDir>-backups.", "", BACKUP,
+        layer="service"),
+    Key("backupRepositoryEnv", "string", "Credentials for backupRepository as a JSON object of "
+        "environment variables restic reads (e.g. AWS_ACCESS_KEY_ID). Set with --secret.", "",
+        BACKUP, secret=True, layer="service"),
+    Key("backupTime", "string", "Daily backup time, HH:MM UTC (the first backup runs when the "
+        "backup container starts).", "02:30", BACKUP, layer="service"),
+    Key("backupKeepDaily", "integer", "Daily snapshots kept (restic forget --keep-daily).", 7,
+        BACKUP, layer="service"),
+    Key("backupKeepWeekly", "integer", "Weekly snapshots kept.", 4, BACKUP, layer="service"),
+    Key("backupKeepMonthly", "integer", "Monthly snapshots kept.", 6, BACKUP, layer="service"),
+    Key("backupCheckEveryDays", "integer", "Run restic check (reading backupCheckReadDataPercent "
+        "of the data) after a backup at most every this many days (0: never).", 7, BACKUP,
+        layer="service"),
+    Key("backupCheckReadDataPercent", "integer", "Share of the repository's data the periodic "
+        "check reads back and verifies (1-100).", 5, BACKUP, layer="service"),
 )
 
 KEYS = KEYS + SERVICE_KEYS

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.config import HostSettings
+from components.config import BackupSettings, HostSettings
 from components.host.bootstrap import BootstrapParams, render_user_data
 
 # The host-ready step runs this script on the machine running pulumi (it uses the local ssh, the
@@ -38,6 +38,16 @@ class Publishing:
     bind_ip: str                 # where Caddy's ports are published; "" for every interface
     http_port: int
     https_port: int
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """Where the platform's backups go, handed over by the host so that the service layer never
+    asks which cloud it is on (nor imports a cloud SDK)."""
+
+    repository: pulumi.Input[str]                   # a restic repository (path or URL)
+    env: pulumi.Input[dict[str, str]] | None = None  # secret credentials restic reads from env
+    host_dir: str | None = None                      # a directory repository on the host
 
 
 class Host(pulumi.ComponentResource):
@@ -75,6 +85,18 @@ class Host(pulumi.ComponentResource):
         self.ready = waiter.stdout
         self.docker_host = pulumi.Output.all(waiter.stdout, target).apply(
             lambda parts: f"ssh://{parts[1]}")
+
+    def backup_target(self, name: str, backup: BackupSettings,
+                      host: HostSettings) -> BackupTarget:
+        """The configured repository, or this host's default (a cloud's object storage)."""
+        if backup.repository:
+            local = backup.repository if backup.repository.startswith("/") else None
+            return BackupTarget(backup.repository, backup.repository_env, local)
+        return self._default_backup_target(name, backup, host)
+
+    def _default_backup_target(self, name: str, backup: BackupSettings,
+                               host: HostSettings) -> BackupTarget:
+        raise NotImplementedError
 
     def docker_provider(self, name: str, host: HostSettings) -> docker.Provider:
         """The engine the service layer deploys to; configured only once the host is ready."""

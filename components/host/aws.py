@@ -7,8 +7,9 @@ import pulumi_aws.ebs as ebs
 import pulumi_aws.ec2 as ec2
 import pulumi_aws.vpc as vpc
 
-from components.config import HostSettings
-from components.host import Host, keep_data, user_data
+from components.config import BackupSettings, HostSettings
+from components.host import BackupTarget, Host, keep_data, user_data
+from components.host.aws_backup import STACK_TAG, data_snapshots, s3_backup_target
 from components.host.bootstrap import data_device_candidates_aws
 from components.host.security import ingress_rules
 
@@ -56,15 +57,22 @@ class AwsHost(Host):
         vpc.SecurityGroupEgressRule(f"{name}-out-v6", security_group_id=group.id,
                                     ip_protocol="-1", cidr_ipv6="::/0", opts=child)
 
+        stack = pulumi.get_stack()
         if args.existing_data_volume_id:
             # Must be in the subnet's availability zone; Pulumi only reads it.
             volume = ebs.Volume.get(f"{name}-data", args.existing_data_volume_id, opts=child)
+            # The snapshot policy finds volumes by this tag (a separate resource: the volume
+            # itself stays read-only).
+            ec2.Tag(f"{name}-data-stack-tag", resource_id=volume.id, key=STACK_TAG, value=stack,
+                    opts=child)
         else:
             volume = ebs.Volume(
                 f"{name}-data", availability_zone=zone, size=args.data_volume_size_gb,
                 type=aws.data_volume_type, encrypted=True, final_snapshot=True,
-                tags={"Name": f"{name}-data", "jupyterhub-cloud": "data"},
+                tags={"Name": f"{name}-data", "jupyterhub-cloud": "data", STACK_TAG: stack},
                 opts=keep_data(args, self))
+        if args.snapshots and args.snapshots.keep:
+            data_snapshots(f"{name}-snapshots", stack, args.snapshots, self)
 
         instance = ec2.Instance(
             f"{name}-server", ami=ami, instance_type=aws.instance_type, subnet_id=subnet_id,
@@ -94,3 +102,8 @@ class AwsHost(Host):
         self.data_volume_id = volume.id
         self._wait_until_ready(name, args, eip.public_ip, instance.id, depends_on=[attach, assoc])
         self._register()
+
+    def _default_backup_target(self, name: str, backup: BackupSettings,
+                               host: HostSettings) -> BackupTarget:
+        """An S3 bucket of this stack, with an IAM user scoped to it (components.aws_backup)."""
+        return s3_backup_target(name, pulumi.get_stack(), keep_data(host, self), self)

@@ -7,8 +7,8 @@ import shlex
 import pulumi
 import pulumi_command as command
 
-from components.config import HostSettings
-from components.host import Host, Publishing
+from components.config import BackupSettings, HostSettings
+from components.host import BackupTarget, Host, Publishing
 
 
 class LocalHost(Host):
@@ -34,3 +34,9 @@ class LocalHost(Host):
         self.ready = check.stdout
         self.docker_host = check.stdout.apply(lambda _: local.docker_host)
         self._register()
+
+    def _default_backup_target(self, name: str, backup: BackupSettings,
+                               host: HostSettings) -> BackupTarget:
+        """A sibling of the data directory: deleting the data directory keeps the backups."""
+        directory = f"{self.data_dir.rstrip('/')}-backups"
+        return BackupTarget(directory, None, directory)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from components.config import HostSettings
-from components.host import Host, keep_data, user_data
+from components.config import BackupSettings, HostSettings
+from components.host import BackupTarget, Host, keep_data, user_data
 from components.host.bootstrap import data_device_candidates_openstack
+from components.host.openstack_backup import swift_backup_target
 from components.host.security import ingress_rules
 
 
@@ -73,3 +74,9 @@ class OpenStackHost(Host):
         self.data_volume_id = volume.id
         self._wait_until_ready(name, args, fip.address, server.id, depends_on=[attach, assoc])
         self._register()
+
+    def _default_backup_target(self, name: str, backup: BackupSettings,
+                               host: HostSettings) -> BackupTarget:
+        """A Swift container of this stack, with a credential limited to it where the cloud
+        enforces access rules (components.openstack_backup)."""
+        return swift_backup_target(name, pulumi.get_stack(), keep_data(host, self), self)

@@ -13,7 +13,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ServiceSettings
-from components.host import Publishing
+from components.host import BackupTarget, Publishing
+from components.platform.backup import Backup, BackupArgs
 from components.platform.containers import Networks
 from components.platform.hub import Hub, HubArgs
 from components.platform.ldap import Ldap, LdapArgs
@@ -30,6 +31,8 @@ class PlatformArgs:
     service: ServiceSettings
     data_dir: str
     publishing: Publishing
+    keep_state: bool  # state the data depends on (generated secrets) is protected and retained
+    backup_target: BackupTarget | None = None  # from the host; None: backups off
 
 
 def public_site(domain: str | None, address: str, https_port: int) -> tuple[str, str]:
@@ -41,6 +44,8 @@ def public_site(domain: str | None, address: str, https_port: int) -> tuple[str,
 class Platform(pulumi.ComponentResource):
     url: pulumi.Output[str]
     secrets: PlatformSecrets
+    backup: Backup | None = None
+    backup: Backup | None = None
 
     def __init__(self, name: str, args: PlatformArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -70,7 +75,7 @@ class Platform(pulumi.ComponentResource):
         site_and_url = publishing.address.apply(
             lambda a: public_site(service.domain, a, publishing.https_port))
         self.url = site_and_url.apply(lambda s: s[1])
-        Hub(f"{name}-hub", HubArgs(
+        hub = Hub(f"{name}-hub", HubArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             frontend_name=frontend.name, service=service, public_url=self.url,
             images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
@@ -81,4 +86,11 @@ class Platform(pulumi.ComponentResource):
             site=site_and_url.apply(lambda s: s[0]), acme_email=service.acme_email,
             acme_staging=service.acme_staging, bind_ip=publishing.bind_ip,
             http_port=publishing.http_port, https_port=publishing.https_port), opts=child)
+        if args.backup_target is not None and service.backup.enabled:
+            self.backup = Backup(f"{name}-backup", BackupArgs(
+                prefix=prefix, stack=args.stack, data_dir=args.data_dir, networks=networks,
+                settings=service.backup, target=args.backup_target, keep=args.keep_state,
+                with_ldap=service.auth == "ldap",
+                postgres_password=secrets.postgres_password, cookie_secret=secrets.cookie_secret,
+                crypt_key=secrets.crypt_key, depends_on=[*hub_needs, hub.container]), opts=child)
         self.register_outputs({"url": self.url})

@@ -178,6 +178,13 @@ def start_slapd(root: Path, base_dn: str, organisation: str) -> Slapd:
                             capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
         raise StackError(f"LDAP bootstrap failed: {result.stdout}{result.stderr}")
+    return run_slapd(root, base_dn, admin_password, admin_file, readonly_password)
+
+
+def run_slapd(root: Path, base_dn: str, admin_password: str, admin_file: Path,
+              readonly_password: str) -> Slapd:
+    """Run slapd on an existing root/config (bootstrapped, or restored from a backup) as the
+    image's entrypoint does, but on 127.0.0.1 only; returns once the readonly DN binds."""
     (root / "run").mkdir(exist_ok=True)
     port = free_port()
     ldapi = "ldapi://" + urllib.parse.quote(str(root / "run" / "ldapi"), safe="")

@@ -1,17 +1,24 @@
 """jupyterhub-cloud: stack config → host → Docker engine → Jupyter platform. Wiring only."""
 
+import os
+
 import pulumi
 
 from components.config import load_settings, raw_project_config
+from components.engine import Engine, bind_to_engine, check_shell
 from components.host import host_class
 from components.platform import Platform, PlatformArgs
 
+check_shell(os.environ)
 raw, secret_keys = raw_project_config()
 settings = load_settings(raw, pulumi.get_stack(), secret_keys)
 host = host_class(settings.host.cloud)("jhc", settings.host)
-engine = host.docker_provider("jhc-docker", settings.host)
-platform = Platform("jhc", PlatformArgs(settings, host.data_dir, host.public_address),
-                    opts=pulumi.ResourceOptions(providers={"docker": engine}))
+provider = host.docker_provider("jhc-docker", settings.host)
+engine = Engine(identity=host.engine_identity, docker_host=host.docker_host,
+                ssh_opts=pulumi.Output.all(*(host.ssh_opts or [])).apply(" ".join))
+platform = Platform("jhc", PlatformArgs(settings, host.data_dir, host.public_address, engine),
+                    opts=pulumi.ResourceOptions(providers={"docker": provider},
+                                                transformations=[bind_to_engine(engine.identity)]))
 
 pulumi.export("url", platform.url)
 pulumi.export("adminUsers", list(settings.service.admins))

@@ -34,6 +34,7 @@ class HubArgs:
     proxy_token: pulumi.Output[str]
     db_password: pulumi.Output[str]
     depends_on: list[pulumi.Resource]
+    platform: str  # the host's, e.g. linux/arm64
 
 
 def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, public_url: str,
@@ -86,7 +87,7 @@ class Hub(pulumi.ComponentResource):
     def __init__(self, name: str, args: HubArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("jupyterhub-cloud:service:Hub", name, None, opts)
-        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-hub:latest", self)
+        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-hub:latest", self, args.platform)
         envs = pulumi.Output.all(args.frontend_name, args.public_url, args.images).apply(
             lambda v: [f"{k}={val}" for k, val in
                        hub_environment(args.service, args.data_dir, v[0], v[1], v[2]).items()])

@@ -25,7 +25,11 @@ LDAP = "LDAP reconciled on the next pulumi up; no restart"
 TLS = "Caddy restarts (seconds); a new certificate may be requested"
 SPAWN = "hub restarts; applies to servers started afterwards"
 NEW_PLACE = "a new, empty deployment elsewhere; existing data is not moved"
-NEW_HOST_ONLY = "ignored by a running host (applies to the next host)"
+NEW_HOST_ONLY = "ignored by a running host (applies at the next hostGeneration)"
+ROLL = ("host rolled: services stopped, volume detached, new server with the current image and "
+        "bootstrap on the same volume and IP (user servers stop)")
+REBUILD = "every image rebuilt for the new platform; containers replaced"
+IOPS = "volume modified in place"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,13 @@ KEYS: tuple[Key, ...] = (
     Key("existingDataVolumeId", "string",
         "Re-attach this existing data volume (e.g. from a destroyed stack) instead of creating one. "
         "Pulumi then only reads it and never deletes it.", "", HOST),
+    Key("hostGeneration", "integer",
+        "Raise by one to roll the host: a new server with the current image and bootstrap, on the "
+        "same data volume and IP (0-1000000; see the admin guide's Day 2).", 0, ROLL),
+    Key("hostArchitecture", "string",
+        "CPU of the host, amd64 or arm64; images are built for it. Unset: from awsInstanceType "
+        "(Graviton types are arm64), amd64 on OpenStack, this machine's CPU for local.", "",
+        REBUILD),
     Key("allowDataLoss", "boolean",
         "true lets pulumi replace or destroy the data volume and public IP. Default false: they are "
         "protected and retained on destroy.", False, NOTHING),
@@ -100,8 +111,12 @@ KEYS: tuple[Key, ...] = (
     Key("awsSubnetId", "string", "Subnet id (optional; first subnet of the VPC when unset).", "",
         DATA),
     Key("awsRootVolumeSizeGb", "integer", "Encrypted root disk size in GiB (8-1024).", 30, HOST),
-    Key("awsDataVolumeType", "string", "EBS type of the data volume (gp3, gp2, io1, io2, st1).",
+    Key("awsDataVolumeType", "string",
+        "EBS type of the data volume (gp3, gp2, io1, io2, st1, sc1; st1/sc1 need >= 125 GiB).",
         "gp3", DATA),
+    Key("awsDataVolumeIops", "integer",
+        "Provisioned IOPS of the data volume: required for io1/io2, optional for gp3 (0: the "
+        "type's default).", 0, IOPS),
     Key("localDataDir", "string",
         "local stack: directory holding all state. Default ~/.local/share/jupyterhub-cloud/<stack>.",
         "", NEW_PLACE),

@@ -29,6 +29,7 @@ class LdapArgs:
     admin_password: pulumi.Output[str]
     readonly_password: pulumi.Output[str]
     user_passwords: dict[str, pulumi.Output[str]]
+    platform: str  # the host's, e.g. linux/arm64
 
 
 def desired_document(service: ServiceSettings, passwords: dict[str, str]) -> str:
@@ -56,7 +57,7 @@ class Ldap(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("jupyterhub-cloud:service:Ldap", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-ldap:latest", self)
+        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-ldap:latest", self, args.platform)
         admin_file = secret_file("ldap-admin-password", args.admin_password)
         self.container = docker.Container(
             f"{name}-container", name=f"{args.prefix}-ldap", image=image.repo_digest,

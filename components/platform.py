@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.cleanup import user_server_cleanup
 from components.config import Settings
 from components.containers import Networks
+from components.engine import Engine
 from components.hub import Hub, HubArgs
 from components.ldap import Ldap, LdapArgs
 from components.notebook_images import NotebookImages, NotebookImagesArgs
@@ -27,6 +29,7 @@ class PlatformArgs:
     settings: Settings
     data_dir: str
     public_address: pulumi.Output[str]
+    engine: Engine
 
 
 def public_site(settings: Settings, address: str) -> tuple[str, str]:
@@ -53,16 +56,20 @@ class Platform(pulumi.ComponentResource):
                                  opts=child)
         frontend = docker.Network(f"{name}-frontend", name=f"{prefix}-frontend", opts=child)
         networks = Networks(backend=backend.name, frontend=frontend.name)
+        cleanup = user_server_cleanup(f"{name}-user-server-cleanup", args.engine, frontend.name,
+                                      self)
         self.secrets = secrets = PlatformSecrets(f"{name}-secrets", service, opts=child)
 
         postgres = Postgres(f"{name}-postgres", PostgresArgs(
             prefix, args.data_dir, networks, secrets.postgres_password), opts=child)
         ldap = Ldap(f"{name}-ldap", LdapArgs(
             prefix, args.data_dir, networks, service, secrets.ldap_admin_password,
-            secrets.ldap_readonly_password, secrets.user_passwords), opts=child)
+            secrets.ldap_readonly_password, secrets.user_passwords, settings.host.platform),
+            opts=child)
         proxy = Proxy(f"{name}-proxy", ProxyArgs(prefix, networks, secrets.proxy_token),
                       opts=child)
-        images = NotebookImages(f"{name}-images", NotebookImagesArgs(prefix, service.images),
+        images = NotebookImages(f"{name}-images", NotebookImagesArgs(
+            prefix, service.images, settings.host.platform),
                                 opts=child)
         site_and_url = args.public_address.apply(lambda a: public_site(settings, a))
         self.url = site_and_url.apply(lambda s: s[1])
@@ -71,7 +78,8 @@ class Platform(pulumi.ComponentResource):
             frontend_name=frontend.name, service=service, public_url=self.url,
             images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
-            depends_on=[postgres.container, ldap.container, proxy.container]), opts=child)
+            depends_on=[postgres.container, ldap.container, proxy.container, cleanup],
+            platform=settings.host.platform), opts=child)
         local = settings.host.cloud == "local"
         Tls(f"{name}-tls", TlsArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,

@@ -64,7 +64,8 @@ class Platform(pulumi.ComponentResource):
             prefix, args.data_dir, networks, secrets.postgres_password), opts=child)
         ldap = Ldap(f"{name}-ldap", LdapArgs(
             prefix, args.data_dir, networks, service, secrets.ldap_admin_password,
-            secrets.ldap_readonly_password, secrets.user_passwords, settings.host.platform),
+            secrets.ldap_readonly_password, secrets.user_passwords, settings.host.platform,
+            args.engine),
             opts=child)
         proxy = Proxy(f"{name}-proxy", ProxyArgs(prefix, networks, secrets.proxy_token),
                       opts=child)

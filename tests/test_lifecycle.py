@@ -245,3 +245,54 @@ def test_retire_fails_when_the_filesystem_stays_mounted(tmp_path: Path) -> None:
     result, _ = retire(tmp_path, STUB.replace('rm -f "$STATE/mounted"', "true"))
     assert result.returncode != 0
     assert "still mounted" in result.stderr
+
+
+# --- the LDAP reconcile step ---
+
+def test_reconcile_is_a_step_that_a_failure_does_not_record_as_done() -> None:
+    run = run_program("dev")
+    reconcile = run.resources["jhc-ldap-reconcile"]
+    # A command: a failed create is kept with initialization errors and updated (= run again) by
+    # the next `pulumi up`; no `update` command, so pulumi-command's Update re-runs `create`.
+    assert reconcile.type == "command:local:Command"
+    assert reconcile.plain["create"] == "bash scripts/ldap-reconcile.sh"
+    assert "update" not in reconcile.plain
+    # Not a container whose stored exit code the program would re-read on every run.
+    assert not [c for c in run.of_type("docker:index/container:Container")
+                if "reconcile" in c.plain["name"]]
+    assert reconcile.plain["environment"]["JHC_DOCKER_HOST"] == "ssh://ubuntu@198.51.100.10"
+    assert {d._name for d in reconcile.opts.depends_on} == {"jhc-ldap-container"}
+
+
+RECONCILE = ROOT / "scripts" / "ldap-reconcile.sh"
+DOCKER_STUB = """#!/usr/bin/env bash
+printf '%s\\n' "$@" > "$CALLS"
+echo "DOCKER_HOST=$DOCKER_HOST DOCKER_CONTEXT=${DOCKER_CONTEXT:-}" >> "$CALLS"
+cat > "$STDIN_COPY"
+echo "reconcile: ERROR: uidNumber of bob differs" >&2
+exit "$STATUS"
+"""
+
+
+@pytest.mark.parametrize("status", [0, 1, 3])
+def test_reconcile_script_feeds_the_document_and_reports(tmp_path: Path, status: int) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(DOCKER_STUB)
+    (bin_dir / "docker").chmod(0o755)
+    calls, stdin_copy = tmp_path / "calls", tmp_path / "stdin"
+    result = subprocess.run(
+        ["bash", str(RECONCILE)], input='{"users": []}', capture_output=True, text=True,
+        timeout=30, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                         "CALLS": str(calls), "STDIN_COPY": str(stdin_copy),
+                         "STATUS": str(status), "JHC_DOCKER_HOST": "unix:///run/engine.sock",
+                         "JHC_LDAP_CONTAINER": "jhc-dev-ldap", "DOCKER_CONTEXT": "laptop"})
+    assert result.returncode == status
+    args = calls.read_text().splitlines()
+    assert args[:3] == ["exec", "-i", "jhc-dev-ldap"]
+    assert "python3 /opt/jhc/reconcile.py" in args[-2] and "umask 077" in args[-2]
+    assert args[-1] == "DOCKER_HOST=unix:///run/engine.sock DOCKER_CONTEXT="  # not the shell's
+    assert stdin_copy.read_text() == '{"users": []}'
+    assert "uidNumber of bob differs" in result.stderr  # the tool's report is shown
+    if status:
+        assert "run `pulumi up` again" in result.stderr

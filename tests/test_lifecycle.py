@@ -296,3 +296,19 @@ def test_reconcile_script_feeds_the_document_and_reports(tmp_path: Path, status:
     assert "uidNumber of bob differs" in result.stderr  # the tool's report is shown
     if status:
         assert "run `pulumi up` again" in result.stderr
+
+
+def test_bootstrap_raises_sshd_max_startups(tmp_path: Path) -> None:
+    run = run_program("dev")
+    user_data = run.one(SERVER["dev"]).plain["userData"]
+    assert "MaxStartups 50:30:200" in user_data
+    # The drop-in as the real sshd reads it (sshd -T prints the effective settings).
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "hk")],
+                   check=True)
+    config = tmp_path / "sshd_config"
+    config.write_text((ROOT / "cloud-init" / "sshd-jupyterhub-cloud.conf").read_text()
+                      + f"HostKey {tmp_path / 'hk'}\n")
+    result = subprocess.run(["/usr/sbin/sshd", "-T", "-f", str(config)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "maxstartups 50:30:200" in result.stdout

@@ -56,8 +56,9 @@ KEYS: tuple[Key, ...] = (
         "Private key file on the machine running pulumi, passed to ssh -i. Unset: use ssh-agent.",
         "", NOTHING),
     Key("sshKnownHostsFile", "string",
-        "known_hosts file used for this stack's host (trust on first use, then pinned). "
-        "Default: ~/.ssh/jupyterhub-cloud-<stack>.known_hosts.", "", NOTHING),
+        "Base of the stack's pinned SSH host keys: one file per server under <this>.d/ (trust on "
+        "first use, then pinned). Default: ~/.ssh/jupyterhub-cloud-<stack>.known_hosts.", "",
+        NOTHING),
     Key("adminCidrs", "array",
         "CIDRs allowed to reach SSH (22). Required for openstack/aws; 0.0.0.0/0 and ::/0 are refused.",
         [], NOTHING),

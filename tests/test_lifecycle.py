@@ -312,3 +312,65 @@ def test_bootstrap_raises_sshd_max_startups(tmp_path: Path) -> None:
                             text=True)
     assert result.returncode == 0, result.stderr
     assert "maxstartups 50:30:200" in result.stdout
+
+
+# --- what the state holds after a sequence of `pulumi up`s (ignoreChanges modelled) ---
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def deployed(runs: list[Run], server: str = "jhc-server") -> list[dict]:
+    """The server's inputs in the state after each run, by the engine's documented rules:
+
+    * ignoreChanges: "Uses the program value when there is no prior state (typically the initial
+      create). Uses the serialized value from the stack state for any later previews or
+      updates" (pulumi docs, ignoreChanges) -- for the server and for the generation latch;
+    * the server reads the latch's outputs, which are the latch's state (a RandomId's keepers).
+    """
+    state: dict[str, dict] = {}
+    history = []
+    for run in runs:
+        new: dict[str, dict] = {}
+        # The server last: its program inputs come from the latch's (already settled) state.
+        for r in sorted((r for r in run if r.custom), key=lambda r: r.name == server):
+            inputs = dict(r.plain)
+            latches = [n for n in new if n.startswith("jhc-pin-g")]
+            if r.name == server and latches:
+                inputs.update(userData=new[latches[0]]["keepers"]["userData"],
+                              ami=new[latches[0]]["keepers"]["ami"])
+            for key in (r.opts.ignore_changes or []) if r.name in state else []:
+                if _camel(key) in state[r.name]:
+                    inputs[_camel(key)] = state[r.name][_camel(key)]
+            new[r.name] = inputs
+        state = new
+        history.append(dict(new[server]))
+    return history
+
+
+def test_generation_rolls_to_the_new_image_and_bootstrap_and_only_then() -> None:
+    import components.host as host_module
+    from harness import CALLS
+
+    original = host_module.render_user_data
+    runs = []
+    for generation, ami, template in ((0, "ami-000000000000000a1", "v1"),
+                                      (0, "ami-000000000000000b2", "v2"),  # newer AMI/template
+                                      (1, "ami-000000000000000b2", "v2"),  # the roll
+                                      (1, "ami-000000000000000c3", "v3")):  # drift afterwards
+        with mock.patch.dict(CALLS, {"aws:ec2/getAmi:getAmi": {"id": ami}}), \
+                mock.patch.object(host_module, "render_user_data",
+                                  lambda p, t=template: original(p) + f"# template {t}\n"):
+            runs.append(run_program("aws", overrides={"hostGeneration": generation},
+                                    remove=("awsAmi",)))
+    history = deployed(runs)
+    assert [h["ami"] for h in history] == ["ami-000000000000000a1", "ami-000000000000000a1",
+                                           "ami-000000000000000b2", "ami-000000000000000b2"]
+    assert ["# template v1" in h["userData"] for h in history] == [True, True, False, False]
+    assert ["# template v2" in h["userData"] for h in history] == [False, False, True, True]
+    assert "host generation 1" in history[2]["userData"]
+    # The server changes exactly once (run 3), and then with replace-on-change user_data.
+    changes = [history[i] != history[i - 1] for i in range(1, 4)]
+    assert changes == [False, True, False]
+    assert history[2]["userDataReplaceOnChange"] is True

@@ -6,6 +6,7 @@ cloud it runs on.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import re
 
@@ -34,12 +35,16 @@ def ssh_options(host: HostSettings, known_hosts: pulumi.Input[str] | None = None
                 ) -> list[pulumi.Input[str]]:
     """Trust-on-first-use host keys pinned per server; never interactive; one multiplexed
     connection for the many parallel Docker operations (sshd's MaxStartups drops the excess)."""
-    pinned = pulumi.Output.from_input(known_hosts or host.known_hosts_file).apply(
-        lambda path: f"UserKnownHostsFile={path}")
+    path = pulumi.Output.from_input(known_hosts or host.known_hosts_file)
+    pinned = path.apply(lambda p: f"UserKnownHostsFile={p}")
+    # One master connection per server (not per address): a rolled host on the same IP never
+    # reuses a connection to its predecessor.
+    control = path.apply(
+        lambda p: f"ControlPath=~/.ssh/jhc-{hashlib.sha256(p.encode()).hexdigest()[:12]}-%C")
     opts: list[pulumi.Input[str]] = [
         "-o", "StrictHostKeyChecking=accept-new", "-o", pinned, "-o", "BatchMode=yes",
         "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=30",
-        "-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/jhc-%C", "-o", "ControlPersist=60s"]
+        "-o", "ControlMaster=auto", "-o", control, "-o", "ControlPersist=60s"]
     if host.ssh_private_key_path:
         # Only this key: an agent holding more keys than sshd's MaxAuthTries (6) fails otherwise.
         opts += ["-i", host.ssh_private_key_path, "-o", "IdentitiesOnly=yes"]

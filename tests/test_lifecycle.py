@@ -122,6 +122,11 @@ def test_ssh_multiplexes_and_offers_only_the_configured_key() -> None:
     run = run_program("dev", overrides={"sshPrivateKeyPath": "~/.ssh/lab"})
     opts = json.loads(run.one("pulumi:providers:docker").plain["sshOpts"])
     assert "ControlMaster=auto" in opts and "ControlPersist=60s" in opts
+    control = [o for o in opts if o.startswith("ControlPath=")]
+    other = json.loads(run_program("dev", overrides={"sshKnownHostsFile": "~/.ssh/other"}).one(
+        "pulumi:providers:docker").plain["sshOpts"])
+    assert len(control) == 1 and control[0] not in other  # one master per server
+    assert len(control[0]) < 60  # unix socket paths are short
     assert opts[opts.index("-i") + 1] == "~/.ssh/lab" and "IdentitiesOnly=yes" in opts
 
 

@@ -1,23 +1,31 @@
 """jupyterhub-cloud: stack config → host → Docker engine → Jupyter platform. Wiring only."""
 
+import os
+
 import pulumi
 
 from components.config import load_settings, raw_project_config
 from components.host import host_class
 from components.platform import Platform, PlatformArgs
+from components.platform.engine import Engine, bind_to_engine, check_shell
 
+check_shell(os.environ)
 raw, secret_keys = raw_project_config()
 settings = load_settings(raw, pulumi.get_stack(), secret_keys)
 host = host_class(settings.host.cloud)("jhc", settings.host)
-engine = host.docker_provider("jhc-docker", settings.host)
+provider = host.docker_provider("jhc-docker", settings.host)
+engine = Engine(identity=host.engine_identity, docker_host=host.docker_host,
+                ssh_opts=pulumi.Output.all(*(host.ssh_opts or [])).apply(" ".join))
 backup = settings.service.backup
 # The host decides where backups go (its cloud's object storage by default); the platform
 # only receives the target.
 target = host.backup_target("jhc-backup", backup, settings.host) if backup.enabled else None
-platform = Platform("jhc", PlatformArgs(settings.stack, settings.service, host.data_dir,
-                                        host.publishing, keep_state=not settings.host.allow_data_loss,
-                                        backup_target=target),
-                    opts=pulumi.ResourceOptions(providers={"docker": engine}))
+platform = Platform("jhc", PlatformArgs(
+    settings.stack, settings.service, host.data_dir, host.publishing,
+    keep_state=not settings.host.allow_data_loss, engine=engine,
+    build_platform=settings.host.platform, backup_target=target),
+    opts=pulumi.ResourceOptions(providers={"docker": provider},
+                                transformations=[bind_to_engine(engine.identity)]))
 
 pulumi.export("url", platform.url)
 pulumi.export("adminUsers", list(settings.service.admins))

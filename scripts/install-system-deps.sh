@@ -14,6 +14,7 @@ packages=(
   postgresql                      # hub state in a real PostgreSQL (integration tests)
   restic                          # services/backup/jhc-backup, run for real in tests
   docker.io debootstrap           # a real Docker engine and a registry-free base image
+  openssh-server openssh-client   # `sshd -T` checks the bootstrap's sshd drop-in; ssh-keygen
 )
 # Node.js may come from elsewhere than Debian (then Debian's npm would conflict with it).
 command -v npm >/dev/null || packages+=(nodejs npm)  # configurable-http-proxy

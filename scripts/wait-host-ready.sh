@@ -2,7 +2,7 @@
 # The "host ready" step: waits until the new host answers SSH and cloud-init has finished.
 # Fails the deploy with cloud-init's own output when the bootstrap failed.
 # Inputs (environment): JHC_SSH_TARGET user@address, JHC_SSH_OPTS ssh options,
-# JHC_KNOWN_HOSTS the stack's known_hosts file, JHC_READY_TIMEOUT seconds (default 1200).
+# JHC_KNOWN_HOSTS this server's known_hosts file, JHC_READY_TIMEOUT seconds (default 1200).
 set -euo pipefail
 
 : "${JHC_SSH_TARGET:?JHC_SSH_TARGET is not set}"
@@ -18,10 +18,28 @@ fi
 # shellcheck disable=SC2029  # the arguments are fixed commands of this script
 remote() { ssh "${opts[@]}" "$JHC_SSH_TARGET" "$@"; }
 
-until remote true 2>/dev/null; do
+# Errors that waiting cannot fix: report them at once instead of retrying until the timeout.
+fatal() {
+  case "$1" in
+    *"REMOTE HOST IDENTIFICATION HAS CHANGED"*|*"Host key verification failed"*)
+      echo "host $JHC_SSH_TARGET presents a different host key than the one pinned in" \
+           "${JHC_KNOWN_HOSTS:-the known_hosts file} for this server: refusing to connect." \
+           "If the server was NOT replaced, this may be an attack; investigate first." >&2 ;;
+    *"Too many authentication failures"*)
+      echo "host $JHC_SSH_TARGET: too many authentication failures (the ssh agent offers more" \
+           "keys than sshd's MaxAuthTries). Set sshPrivateKeyPath so that only that key is" \
+           "offered." >&2 ;;
+    *) return 1 ;;
+  esac
+  printf '%s\n' "$1" >&2
+  exit 1
+}
+
+until err=$(remote true 2>&1 >/dev/null); do
+  fatal "$err" || true
   if (( $(date +%s) >= deadline )); then
     echo "host $JHC_SSH_TARGET did not accept SSH within ${timeout}s; last attempt:" >&2
-    remote true || true
+    printf '%s\n' "$err" >&2
     exit 1
   fi
   sleep 5

@@ -71,6 +71,8 @@ class Declared:
     inputs: dict[str, Any] = field(default_factory=dict)
     opts: pulumi.ResourceOptions | None = None
     custom: bool = True
+    # The options the SDK registers, after the parents' transformations ran (opts is as declared).
+    final_opts: pulumi.ResourceOptions | None = None
 
     @property
     def plain(self) -> dict[str, Any]:
@@ -159,6 +161,16 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
         resources[name] = Declared(t, name, opts=opts, custom=custom)
         original_init(self, t, name, custom, props, opts, *args, **kwargs)
 
+    original_register = pulumi.resource.register_resource
+
+    def recording_register(res: pulumi.Resource, t: str, name: str, custom: bool, remote: bool,
+                           new_dependency: Any, props: Any, opts: Any, *args: Any,
+                           **kwargs: Any) -> None:
+        if name in resources:
+            resources[name].final_opts = opts
+        original_register(res, t, name, custom, remote, new_dependency, props, opts, *args,
+                          **kwargs)
+
     def export(name: str, value: Any) -> None:
         exports[name] = pulumi.Output.from_input(value)
 
@@ -167,6 +179,7 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
     with mock.patch.object(pulumi.Resource, "__init__", recording_init), \
+            mock.patch.object(pulumi.resource, "register_resource", recording_register), \
             mock.patch.object(pulumi, "export", export):
         program()
     outputs = {k: _sync_await(o.future()) for k, o in exports.items()}

@@ -185,7 +185,9 @@ def test_ssh_is_key_only_without_root():
     settings = dict(line.split(None, 1) for line in content.splitlines()
                     if line and not line.startswith("#"))
     assert settings == {"PermitRootLogin": "no", "PasswordAuthentication": "no",
-                        "KbdInteractiveAuthentication": "no", "PubkeyAuthentication": "yes"}
+                        "KbdInteractiveAuthentication": "no", "PubkeyAuthentication": "yes",
+                        # room for parallel Docker sessions (tests/test_lifecycle.py)
+                        "MaxStartups": "50:30:200"}
     # sshd keeps the first value it reads: our drop-in must sort before cloud-init's 50-*.
     assert "10-jupyterhub-cloud.conf" < "50-cloud-init.conf"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -179,3 +180,48 @@ def test_example_stacks_load_and_hold_no_secret(stack: str) -> None:
     project = {k.split(":", 1)[1]: v for k, v in config.items()
                if k.startswith("jupyterhub-cloud:")}
     assert load_settings(project, stack).host.cloud == {"dev": "openstack"}.get(stack, stack)
+
+
+AWS_BASE = {"cloud": "aws", "awsInstanceType": "t3.large", "adminCidrs": '["198.51.100.7/32"]',
+            "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAwsExample admin@example.org"}
+
+
+@pytest.mark.parametrize("extra, key, fix", [
+    ({"awsVpcId": "vpc-0123456789abcdef0"}, "awsSubnetId", "subnet of that VPC"),
+    ({"awsDataVolumeType": "io1"}, "awsDataVolumeIops", "pulumi config set awsDataVolumeIops"),
+    ({"awsDataVolumeType": "io2"}, "awsDataVolumeIops", "pulumi config set awsDataVolumeIops"),
+    ({"awsDataVolumeType": "st1", "dataVolumeSizeGb": "100"}, "dataVolumeSizeGb", "at least 125"),
+    ({"awsDataVolumeType": "sc1", "dataVolumeSizeGb": "124"}, "dataVolumeSizeGb", "at least 125"),
+    ({"awsInstanceType": "m7g.large", "hostArchitecture": "amd64"}, "hostArchitecture",
+     "Unset hostArchitecture"),
+    ({"awsDataVolumeType": "gp3", "awsDataVolumeIops": "500"}, "awsDataVolumeIops",
+     "between 3000 and 16000"),
+])
+def test_config_the_cloud_would_refuse(extra: dict, key: str, fix: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fix)) as err:
+        load_settings({**AWS_BASE, **extra}, "test")
+    assert err.value.key == key
+
+
+def test_cloud_limits_accept_valid_values() -> None:
+    s = load_settings({**AWS_BASE, "awsDataVolumeType": "io2", "awsDataVolumeIops": "4000",
+                       "awsVpcId": "vpc-1", "awsSubnetId": "subnet-1"}, "test")
+    assert s.host.aws.data_volume_iops == 4000
+    assert load_settings({**AWS_BASE, "awsDataVolumeType": "st1", "dataVolumeSizeGb": "125"},
+                         "test").host.aws.data_volume_type == "st1"
+
+
+@pytest.mark.parametrize("instance_type, arch", [
+    ("m7g.large", "arm64"), ("c7gn.xlarge", "arm64"), ("t4g.small", "arm64"),
+    ("m6gd.large", "arm64"), ("g5g.xlarge", "arm64"), ("t3.xlarge", "amd64"),
+    ("g4dn.xlarge", "amd64"), ("m7i.large", "amd64"), ("c5n.large", "amd64")])
+def test_architecture_follows_the_instance_type(instance_type: str, arch: str) -> None:
+    s = load_settings({**AWS_BASE, "awsInstanceType": instance_type}, "test")
+    assert s.host.architecture == arch and s.host.platform == f"linux/{arch}"
+
+
+def test_stack_name_must_be_lower_case() -> None:
+    from components.config import StackNameError
+    with pytest.raises(StackNameError, match="pulumi stack init physics-lab"):
+        load_settings({}, "Physics-Lab")
+    assert load_settings({}, "physics-lab").stack == "physics-lab"

@@ -63,7 +63,6 @@ def test_networks_keep_databases_off_the_user_network(dev: Run) -> None:
     c = containers(dev)
     assert networks_of(c["jhc-dev-postgres"]) == {"jhc-dev-backend"}
     assert networks_of(c["jhc-dev-ldap"]) == {"jhc-dev-backend"}
-    assert networks_of(c["jhc-dev-ldap-reconcile"]) == {"jhc-dev-backend"}
     assert networks_of(c["jhc-dev-hub"]) == {"jhc-dev-backend", "jhc-dev-frontend"}
     assert networks_of(c["jhc-dev-proxy"]) == {"jhc-dev-frontend"}
     assert networks_of(c["jhc-dev-caddy"]) == {"jhc-dev-frontend"}
@@ -174,11 +173,11 @@ def test_images_and_menu_agree(dev: Run) -> None:
 
 
 def test_ldap_reconcile_input_matches_declared_users(dev: Run) -> None:
-    reconcile = containers(dev)["jhc-dev-ldap-reconcile"]
-    assert reconcile.plain["attach"] is True and reconcile.plain["mustRun"] is False
-    uploads = {u["file"]: u for u in reconcile.plain["uploads"]}
-    desired = json.loads(uploads["/run/secrets/ldap-desired.json"]["content"])
-    assert uploads["/run/secrets/ldap-desired.json"]["permissions"] == "0600"
+    reconcile = dev.resources["jhc-ldap-reconcile"]
+    assert reconcile.type == "command:local:Command"
+    assert is_rpc_secret(reconcile.inputs["stdin"])  # the document holds passwords
+    assert reconcile.plain["environment"]["JHC_LDAP_CONTAINER"] == "jhc-dev-ldap"
+    desired = json.loads(reconcile.plain["stdin"])
     users = {u["name"]: u for u in desired["users"]}
     assert set(users) == {"alice", "bob", "carol"}
     assert users["carol"]["uid"] == 4242

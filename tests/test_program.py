@@ -157,7 +157,7 @@ def test_user_data_names_the_volume_device(dev: Run, aws: Run) -> None:
 
 
 def test_host_ready_waits_for_volume_and_ip(dev: Run) -> None:
-    ready = dev.one("command:local:Command")
+    ready = dev.resources["jhc-ready"]
     names = {r._name for r in ready.opts.depends_on}
     assert names == {"jhc-data-attach", "jhc-ip-assoc"}
     env = ready.plain["environment"]
@@ -172,7 +172,9 @@ def test_docker_provider_over_ssh_with_pinned_host_keys(stack, request) -> None:
     assert provider["host"].startswith("ssh://ubuntu@198.51.100.")
     opts = json.loads(provider["sshOpts"])
     assert "StrictHostKeyChecking=accept-new" in opts
-    assert f"UserKnownHostsFile=~/.ssh/jupyterhub-cloud-{stack}.known_hosts" in opts
+    # Pinned per server: a new server (new id) gets a fresh file, the same server never does.
+    assert (f"UserKnownHostsFile=~/.ssh/jupyterhub-cloud-{stack}.known_hosts.d/jhc-server-id"
+            in opts)
     assert "StrictHostKeyChecking=no" not in opts
 
 
@@ -186,7 +188,7 @@ def test_local_stack_uses_the_local_engine(local: Run) -> None:
     assert not [r for r in local if r.type.startswith(("openstack:", "aws:"))]
     provider = local.one("pulumi:providers:docker").plain
     assert provider["host"] == "unix:///var/run/docker.sock" and "sshOpts" not in provider
-    assert "docker version" in local.one("command:local:Command").plain["create"]
+    assert "docker version" in local.resources["jhc-ready"].plain["create"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "aws", "local"])

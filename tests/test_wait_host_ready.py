@@ -70,3 +70,39 @@ def test_unreachable_host_times_out(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "did not accept SSH within 1s" in result.stderr
     assert "Connection refused" in result.stderr
+
+
+def run_refused(tmp_path: Path, message: str):
+    """An ssh that always fails with `message`, with a long timeout: the script must not wait."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stub = bin_dir / "ssh"
+    stub.write_text(f'#!/usr/bin/env bash\necho x >> "$CALLS"\necho "{message}" >&2\nexit 255\n')
+    stub.chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls),
+           "HOME": str(tmp_path), "JHC_SSH_TARGET": "ubuntu@192.0.2.1", "JHC_SSH_OPTS": "",
+           "JHC_KNOWN_HOSTS": "~/.ssh/jhc.known_hosts.d/server-1", "JHC_READY_TIMEOUT": "30"}
+    fast = tmp_path / "script.sh"
+    fast.write_text(SCRIPT.read_text().replace("sleep 5", "sleep 0.5"))
+    result = subprocess.run(["bash", str(fast)], env=env, capture_output=True, text=True,
+                            timeout=60)
+    return result, calls.read_text().splitlines()
+
+
+def test_changed_host_key_fails_at_once(tmp_path: Path) -> None:
+    result, calls = run_refused(
+        tmp_path, "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\\n"
+                  "Host key verification failed.")
+    assert result.returncode == 1
+    assert len(calls) == 1  # no silent retries for 20 minutes
+    assert "different host key" in result.stderr and "server-1" in result.stderr
+    assert "Host key verification failed" in result.stderr
+
+
+def test_too_many_keys_fails_at_once_and_says_what_to_do(tmp_path: Path) -> None:
+    result, calls = run_refused(
+        tmp_path, "Received disconnect from 192.0.2.1 port 22:2: Too many authentication failures")
+    assert result.returncode == 1 and len(calls) == 1
+    assert "sshPrivateKeyPath" in result.stderr

@@ -10,6 +10,7 @@ import difflib
 import ipaddress
 import json
 import os
+import platform
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,6 +50,17 @@ class ConfigError(pulumi.RunError):
         super().__init__(f"config key '{PROJECT}:{key}': {problem}. {fix}")
 
 
+class StackNameError(pulumi.RunError):
+    """The stack name becomes part of every Docker name, and Docker names are lower case."""
+
+    def __init__(self, stack: str) -> None:
+        super().__init__(
+            f"stack name {stack!r}: Docker container, network and image names are derived from "
+            f"it and must be lower case. Create the stack as `pulumi stack init "
+            f"{re.sub(r'[^a-z0-9_.-]', '-', stack.lower()).lstrip('_.-') or 'dev'}` and copy "
+            "its config there (`pulumi config cp`)")
+
+
 @dataclass(frozen=True)
 class OpenStackSettings:
     image: str
@@ -67,6 +79,7 @@ class AwsSettings:
     subnet_id: str | None
     root_volume_size_gb: int
     data_volume_type: str
+    data_volume_iops: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,8 @@ class HostSettings:
     docker_log_max_files: int
     prune_schedule: str
     prune_until: str
+    host_generation: int = 0
+    architecture: str = "amd64"  # the host's CPU: images are built for it, never the operator's
     openstack: OpenStackSettings | None = None
     aws: AwsSettings | None = None
     snapshots: DataSnapshots | None = None
@@ -113,6 +128,12 @@ class HostSettings:
     @property
     def data_dir(self) -> str:
         return self.local.data_dir if self.local else DATA_DIR
+
+    @property
+    def platform(self) -> str:
+        """Docker build platform of every image: pulumi-docker would otherwise default to the
+        GOOS/GOARCH of the machine running pulumi (pulumi-docker DockerBuild.platform docs)."""
+        return f"linux/{self.architecture}"
 
 
 @dataclass(frozen=True)
@@ -346,6 +367,10 @@ def _host(r: _Reader, stack: str) -> HostSettings:
         if not re.match(pattern, r.string(name)):
             raise ConfigError(name, f"{r.string(name)!r} is malformed", f"Use a value like {example}")
     known_hosts = r.string("sshKnownHostsFile") or f"~/.ssh/{PROJECT}-{stack}.known_hosts"
+    architecture = r.string("hostArchitecture")
+    if architecture not in (None, "amd64", "arm64"):
+        raise ConfigError("hostArchitecture", f"unknown architecture {architecture!r}",
+                          "Use amd64 or arm64, or leave it unset")
     settings: dict[str, Any] = {}
     if cloud == "openstack":
         why = "for cloud=openstack"
@@ -359,17 +384,17 @@ def _host(r: _Reader, stack: str) -> HostSettings:
         ami = r.string("awsAmi")
         if ami is not None and not re.match(r"^ami-[0-9a-f]{8,17}$", ami):
             raise ConfigError("awsAmi", f"{ami!r} is not an AMI id", "Use an id like ami-0abc12345678")
-        volume_type = r.string("awsDataVolumeType")
-        if volume_type not in ("gp3", "gp2", "io1", "io2", "st1"):
-            raise ConfigError("awsDataVolumeType", f"unsupported type {volume_type!r}",
-                              "Use gp3, gp2, io1, io2 or st1")
         settings["snapshots"] = DataSnapshots(
             keep=r.integer("awsDataSnapshotsKeep", 0, 1000), time=_hhmm(r, "awsDataSnapshotTime"))
-        settings["aws"] = AwsSettings(
-            instance_type=r.required("awsInstanceType", "for cloud=aws"), ami=ami,
-            vpc_id=r.string("awsVpcId"), subnet_id=r.string("awsSubnetId"),
-            root_volume_size_gb=r.integer("awsRootVolumeSizeGb", 8, 1024),
-            data_volume_type=volume_type)
+        aws = _aws(r, ami)
+        settings["aws"] = aws
+        derived = "arm64" if is_graviton(aws.instance_type) else "amd64"
+        if architecture and architecture != derived:
+            raise ConfigError("hostArchitecture", f"{architecture} does not match "
+                              f"awsInstanceType {aws.instance_type} ({derived})",
+                              f"Unset hostArchitecture (it follows the instance type) or choose "
+                              f"an {architecture} instance type")
+        architecture = derived
     else:
         data_dir = r.string("localDataDir") or f"~/.local/share/{PROJECT}/{stack}"
         bind, site = _local_publishing(r)
@@ -378,6 +403,8 @@ def _host(r: _Reader, stack: str) -> HostSettings:
                                           https_port=r.integer("localHttpsPort", 1, 65535),
                                           http_port=r.integer("localHttpPort", 1, 65535),
                                           bind_address=bind, site_name=site)
+        # The local engine runs on this machine's CPU (Docker Desktop's VM too).
+        architecture = architecture or _MACHINES.get(platform.machine().lower(), "amd64")
     return HostSettings(
         cloud=cloud, ssh_user=r.string("sshUser"), ssh_public_key=public_key,
         ssh_private_key_path=r.string("sshPrivateKeyPath"), known_hosts_file=known_hosts,
@@ -388,7 +415,59 @@ def _host(r: _Reader, stack: str) -> HostSettings:
         nproc_limit=r.integer("hostNprocLimit", 1024, 4194304),
         docker_log_max_size=r.string("dockerLogMaxSize"),
         docker_log_max_files=r.integer("dockerLogMaxFiles", 1, 100),
-        prune_schedule=r.string("pruneSchedule"), prune_until=r.string("pruneUntil"), **settings)
+        prune_schedule=r.string("pruneSchedule"), prune_until=r.string("pruneUntil"),
+        host_generation=r.integer("hostGeneration", 0, 1_000_000),
+        architecture=architecture or "amd64", **settings)
+
+
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+# EBS sizes and IOPS (EC2 CreateVolume API reference): st1/sc1 need 125-16384 GiB; io1 and io2
+# need Iops (io1 100-64000, io2 100-256000); gp3 takes 3000-16000 (default 3000).
+_MIN_SIZE = {"st1": 125, "sc1": 125, "io1": 4, "io2": 4}
+_IOPS = {"io1": (100, 64000), "io2": (100, 256000), "gp3": (3000, 16000)}
+
+
+def is_graviton(instance_type: str) -> bool:
+    """AWS names Graviton (arm64) types with a "g" among the attributes after the generation
+    digit: m7g, c7gn, m6gd, t4g, im4gn, g5g (EC2 "instance type naming conventions")."""
+    family = instance_type.split(".", 1)[0]
+    match = re.match(r"^[a-z]+[0-9]+([a-z-]*)$", family)
+    return bool(match and "g" in match.group(1))
+
+
+def _aws(r: _Reader, ami: str | None) -> AwsSettings:
+    volume_type = r.string("awsDataVolumeType")
+    if volume_type not in ("gp3", "gp2", "io1", "io2", "st1", "sc1"):
+        raise ConfigError("awsDataVolumeType", f"unsupported type {volume_type!r}",
+                          "Use gp3, gp2, io1, io2, st1 or sc1")
+    size = r.integer("dataVolumeSizeGb", 10, 16384)
+    if size < _MIN_SIZE.get(volume_type, 0):
+        raise ConfigError("dataVolumeSizeGb", f"{size} GiB is below the minimum of "
+                          f"{_MIN_SIZE[volume_type]} GiB for awsDataVolumeType {volume_type}",
+                          f"Set dataVolumeSizeGb to at least {_MIN_SIZE[volume_type]} "
+                          "or choose gp3")
+    iops = r.integer("awsDataVolumeIops", 0, 256000) or None
+    if volume_type in ("io1", "io2") and iops is None:
+        raise ConfigError("awsDataVolumeIops", f"is required for awsDataVolumeType {volume_type}",
+                          "Run `pulumi config set awsDataVolumeIops 3000` (or choose gp3)")
+    if iops is not None:
+        if volume_type not in _IOPS:
+            raise ConfigError("awsDataVolumeIops", f"does not apply to {volume_type} volumes",
+                              "Unset it, or choose gp3, io1 or io2")
+        low, high = _IOPS[volume_type]
+        if not low <= iops <= high:
+            raise ConfigError("awsDataVolumeIops", f"{iops} is out of range {low}-{high} for "
+                              f"{volume_type}", f"Choose a value between {low} and {high}")
+    vpc_id, subnet_id = r.string("awsVpcId"), r.string("awsSubnetId")
+    if vpc_id and not subnet_id:
+        # Only a default VPC has default subnets to pick from.
+        raise ConfigError("awsSubnetId", "is required when awsVpcId is set",
+                          "Set awsSubnetId to a subnet of that VPC, or unset awsVpcId to use "
+                          "the default VPC")
+    return AwsSettings(
+        instance_type=r.required("awsInstanceType", "for cloud=aws"), ami=ami, vpc_id=vpc_id,
+        subnet_id=subnet_id, root_volume_size_gb=r.integer("awsRootVolumeSizeGb", 8, 1024),
+        data_volume_type=volume_type, data_volume_iops=iops)
 
 
 def _name(key: str, value: Any) -> str:
@@ -664,6 +743,8 @@ def load_settings(raw: Mapping[str, str], stack: str,
     secret_keys names the keys that were set with --secret (so their values may hold secrets).
     """
     _check_unknown(raw)
+    if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", stack):
+        raise StackNameError(stack)
     r = _Reader(raw, secret_keys)
     host = _host(r, stack)
     return Settings(stack=stack, host=host, service=_service(r, host))

@@ -25,9 +25,13 @@ LDAP = "LDAP reconciled on the next pulumi up; no restart"
 TLS = "Caddy restarts (seconds); a new certificate may be requested"
 SPAWN = "hub restarts; applies to servers started afterwards"
 NEW_PLACE = "a new, empty deployment elsewhere; existing data is not moved"
-NEW_HOST_ONLY = "ignored by a running host (applies to the next host)"
+NEW_HOST_ONLY = "ignored by a running host (applies at the next hostGeneration)"
 BACKUP = "backup container replaced (it backs up at start); VM and volume untouched"
 SNAPSHOTS = "snapshot policy updated; VM and volume untouched"
+ROLL = ("host rolled: services stopped, volume detached, new server with the current image and "
+        "bootstrap on the same volume and IP (user servers stop)")
+REBUILD = "every image rebuilt for the new platform; containers replaced"
+IOPS = "volume modified in place"
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,9 @@ KEYS: tuple[Key, ...] = (
         "Private key file on the machine running pulumi, passed to ssh -i. Unset: use ssh-agent.",
         "", NOTHING),
     Key("sshKnownHostsFile", "string",
-        "known_hosts file used for this stack's host (trust on first use, then pinned). "
-        "Default: ~/.ssh/jupyterhub-cloud-<stack>.known_hosts.", "", NOTHING),
+        "Base of the stack's pinned SSH host keys: one file per server under <this>.d/ (trust on "
+        "first use, then pinned). Default: ~/.ssh/jupyterhub-cloud-<stack>.known_hosts.", "",
+        NOTHING),
     Key("adminCidrs", "array",
         "CIDRs allowed to reach SSH (22). Required for openstack/aws; 0.0.0.0/0 and ::/0 are refused.",
         [], NOTHING),
@@ -69,6 +74,13 @@ KEYS: tuple[Key, ...] = (
     Key("existingDataVolumeId", "string",
         "Re-attach this existing data volume (e.g. from a destroyed stack) instead of creating one. "
         "Pulumi then only reads it and never deletes it.", "", HOST),
+    Key("hostGeneration", "integer",
+        "Raise by one to roll the host: a new server with the current image and bootstrap, on the "
+        "same data volume and IP (0-1000000; see the admin guide's Day 2).", 0, ROLL),
+    Key("hostArchitecture", "string",
+        "CPU of the host, amd64 or arm64; images are built for it. Unset: from awsInstanceType "
+        "(Graviton types are arm64), amd64 on OpenStack, this machine's CPU for local.", "",
+        REBUILD),
     Key("allowDataLoss", "boolean",
         "true lets pulumi replace or destroy the data volume and public IP. Default false: they are "
         "protected and retained on destroy.", False, NOTHING),
@@ -102,7 +114,8 @@ KEYS: tuple[Key, ...] = (
     Key("awsSubnetId", "string", "Subnet id (optional; first subnet of the VPC when unset).", "",
         DATA),
     Key("awsRootVolumeSizeGb", "integer", "Encrypted root disk size in GiB (8-1024).", 30, HOST),
-    Key("awsDataVolumeType", "string", "EBS type of the data volume (gp3, gp2, io1, io2, st1).",
+    Key("awsDataVolumeType", "string",
+        "EBS type of the data volume (gp3, gp2, io1, io2, st1, sc1; st1/sc1 need >= 125 GiB).",
         "gp3", DATA),
     Key("awsDataSnapshotsKeep", "integer",
         "aws: EBS snapshots of the data volume kept by the Data Lifecycle Manager (daily; 0: no "
@@ -110,6 +123,9 @@ KEYS: tuple[Key, ...] = (
         7, SNAPSHOTS),
     Key("awsDataSnapshotTime", "string", "aws: daily snapshot time, HH:MM UTC.", "03:30",
         SNAPSHOTS),
+    Key("awsDataVolumeIops", "integer",
+        "Provisioned IOPS of the data volume: required for io1/io2, optional for gp3 (0: the "
+        "type's default).", 0, IOPS),
     Key("localDataDir", "string",
         "local stack: directory holding all state. Default ~/.local/share/jupyterhub-cloud/<stack>.",
         "", NEW_PLACE),

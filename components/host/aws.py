@@ -8,14 +8,15 @@ import pulumi_aws.ec2 as ec2
 import pulumi_aws.vpc as vpc
 
 from components.config import BackupSettings, HostSettings
-from components.host import BackupTarget, Host, keep_data, user_data
+from components.host import BackupTarget, Host, keep_data, pinned_server_inputs, roll_options, user_data
 from components.host.aws_backup import STACK_TAG, data_snapshots, s3_backup_target
 from components.host.bootstrap import data_device_candidates_aws
 from components.host.security import ingress_rules
 
 DATA_DEVICE = "/dev/sdf"
 CANONICAL = "099720109477"  # Ubuntu's AMI owner
-UBUNTU_2404 = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+# Canonical publishes one AMI per architecture; the filter follows the instance type's CPU.
+UBUNTU_2404 = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
 
 
 class AwsHost(Host):
@@ -41,7 +42,10 @@ class AwsHost(Host):
         zone = ec2.get_subnet_output(id=subnet_id, opts=invoke).availability_zone
         ami = aws.ami or ec2.get_ami_output(
             owners=[CANONICAL], most_recent=True,
-            filters=[{"name": "name", "values": [UBUNTU_2404]}], opts=invoke).id
+            filters=[{"name": "name", "values": [UBUNTU_2404.format(arch=args.architecture)]},
+                     {"name": "architecture",
+                      "values": ["arm64" if args.architecture == "arm64" else "x86_64"]}],
+            opts=invoke).id
 
         keypair = ec2.KeyPair(f"{name}-key", public_key=args.ssh_public_key, opts=child)
         group = ec2.SecurityGroup(f"{name}-secgroup", vpc_id=vpc_id,
@@ -68,31 +72,39 @@ class AwsHost(Host):
         else:
             volume = ebs.Volume(
                 f"{name}-data", availability_zone=zone, size=args.data_volume_size_gb,
-                type=aws.data_volume_type, encrypted=True, final_snapshot=True,
+                type=aws.data_volume_type, iops=aws.data_volume_iops, encrypted=True,
+                final_snapshot=True,
                 tags={"Name": f"{name}-data", "jupyterhub-cloud": "data", STACK_TAG: stack},
                 opts=keep_data(args, self))
         if args.snapshots and args.snapshots.keep:
             data_snapshots(f"{name}-snapshots", stack, args.snapshots, self)
 
+        rendered = volume.id.apply(
+            lambda vid: user_data(args, data_device_candidates_aws(vid, DATA_DEVICE)))
+        pinned = pinned_server_inputs(name, args, {"ami": ami, "userData": rendered}, self)
         instance = ec2.Instance(
-            f"{name}-server", ami=ami, instance_type=aws.instance_type, subnet_id=subnet_id,
+            f"{name}-server", ami=pinned["ami"] if pinned else ami,
+            instance_type=aws.instance_type, subnet_id=subnet_id,
             key_name=keypair.key_name, vpc_security_group_ids=[group.id],
             root_block_device={"volume_size": aws.root_volume_size_gb, "volume_type": "gp3",
                                "encrypted": True},
             # IMDSv2 only, and a hop limit of 1 so containers cannot reach instance credentials.
             metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 1,
                               "http_endpoint": "enabled"},
-            user_data=volume.id.apply(
-                lambda vid: user_data(args, data_device_candidates_aws(vid, DATA_DEVICE))),
+            user_data=pinned["userData"] if pinned else rendered,
+            # Only a new generation changes user_data; it then replaces the instance instead of
+            # the default stop/modify/start (pulumi-aws Instance docs).
+            user_data_replace_on_change=True if pinned else None,
             tags={"Name": name},
             opts=pulumi.ResourceOptions(
-                parent=self,
-                # A newer AMI or an edited template never replaces a running host.
-                ignore_changes=["ami", "user_data", "user_data_base64"]))
+                parent=self, **roll_options(pinned, ["ami", "user_data", "user_data_base64"])))
 
+        # stop_instance_before_detaching: the instance is stopped before the volume leaves it
+        # (pulumi-aws VolumeAttachment docs), after the retire step has unmounted it.
         attach = ec2.VolumeAttachment(
             f"{name}-data-attach", device_name=DATA_DEVICE, instance_id=instance.id,
-            volume_id=volume.id, stop_instance_before_detaching=True, opts=child)
+            volume_id=volume.id, stop_instance_before_detaching=True,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
 
         eip = ec2.Eip(f"{name}-ip", domain="vpc", tags={"Name": f"{name}-ip"},
                       opts=keep_data(args, self))

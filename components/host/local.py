@@ -33,6 +33,8 @@ class LocalHost(Host):
         self.data_volume_id = pulumi.Output.from_input(local.data_dir)
         self.ready = check.stdout
         self.docker_host = check.stdout.apply(lambda _: local.docker_host)
+        self.ssh_opts = None
+        self.engine_identity = pulumi.Output.from_input(f"local:{local.docker_host}")
         self._register()
 
     def _default_backup_target(self, name: str, backup: BackupSettings,

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from components.config import BackupSettings, HostSettings
-from components.host import BackupTarget, Host, keep_data, user_data
+from components.host import BackupTarget, Host, keep_data, pinned_server_inputs, roll_options, user_data
 from components.host.bootstrap import data_device_candidates_openstack
 from components.host.openstack_backup import swift_backup_target
 from components.host.security import ingress_rules
@@ -50,20 +50,24 @@ class OpenStackHost(Host):
                 description="jupyterhub-cloud data: Docker, service state, user homes",
                 opts=keep_data(args, self))
 
+        rendered = volume.id.apply(
+            lambda vid: user_data(args, data_device_candidates_openstack(vid)))
+        pinned = pinned_server_inputs(name, args, {"image": os_.image, "userData": rendered}, self)
         server = openstack.compute.Instance(
-            f"{name}-server", image_name=os_.image, flavor_name=os_.flavor,
-            key_pair=keypair.name, availability_zone=os_.availability_zone,
+            f"{name}-server", image_name=pinned["image"] if pinned else os_.image,
+            flavor_name=os_.flavor, key_pair=keypair.name,
+            availability_zone=os_.availability_zone,
             networks=[openstack.compute.InstanceNetworkArgs(port=port.id)],
-            user_data=volume.id.apply(
-                lambda vid: user_data(args, data_device_candidates_openstack(vid))),
+            user_data=pinned["userData"] if pinned else rendered,
             opts=pulumi.ResourceOptions(
-                parent=self,
-                # A newer image or an edited template must never rebuild/replace a running host
-                # (OpenStack rebuilds in place on an image change, wiping the root disk).
-                ignore_changes=["image_name", "image_id", "user_data"]))
+                parent=self, **roll_options(pinned,
+                                            # OpenStack rebuilds in place on an image change,
+                                            # wiping the root disk: never by accident.
+                                            ["image_name", "image_id", "user_data"])))
 
         attach = openstack.compute.VolumeAttach(
-            f"{name}-data-attach", instance_id=server.id, volume_id=volume.id, opts=child)
+            f"{name}-data-attach", instance_id=server.id, volume_id=volume.id,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
 
         fip = openstack.networking.FloatingIp(f"{name}-ip", pool=os_.floating_ip_pool,
                                               description="jupyterhub-cloud host",

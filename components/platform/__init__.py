@@ -15,7 +15,9 @@ import pulumi_docker as docker
 from components.config import ServiceSettings
 from components.host import BackupTarget, Publishing
 from components.platform.backup import Backup, BackupArgs
+from components.platform.cleanup import user_server_cleanup
 from components.platform.containers import Networks
+from components.platform.engine import Engine
 from components.platform.hub import Hub, HubArgs
 from components.platform.ldap import Ldap, LdapArgs
 from components.platform.notebook_images import NotebookImages, NotebookImagesArgs
@@ -32,6 +34,8 @@ class PlatformArgs:
     data_dir: str
     publishing: Publishing
     keep_state: bool  # state the data depends on (generated secrets) is protected and retained
+    engine: Engine    # the Docker engine everything is deployed to, and how scripts reach it
+    build_platform: str  # the host's CPU, e.g. linux/arm64: images are built for it
     backup_target: BackupTarget | None = None  # from the host; None: backups off
 
 
@@ -58,6 +62,8 @@ class Platform(pulumi.ComponentResource):
                                  opts=child)
         frontend = docker.Network(f"{name}-frontend", name=f"{prefix}-frontend", opts=child)
         networks = Networks(backend=backend.name, frontend=frontend.name)
+        cleanup = user_server_cleanup(f"{name}-user-server-cleanup", args.engine, frontend.name,
+                                      self)
         self.secrets = secrets = PlatformSecrets(f"{name}-secrets", service, opts=child)
 
         postgres = Postgres(f"{name}-postgres", PostgresArgs(
@@ -66,12 +72,13 @@ class Platform(pulumi.ComponentResource):
         if service.auth == "ldap":  # GitHub logins need no directory
             ldap = Ldap(f"{name}-ldap", LdapArgs(
                 prefix, args.data_dir, networks, service, secrets.ldap_admin_password,
-                secrets.ldap_readonly_password, secrets.user_passwords), opts=child)
+                secrets.ldap_readonly_password, secrets.user_passwords, args.build_platform,
+                args.engine), opts=child)
             hub_needs.append(ldap.container)
         proxy = Proxy(f"{name}-proxy", ProxyArgs(prefix, networks, secrets.proxy_token),
                       opts=child)
-        images = NotebookImages(f"{name}-images", NotebookImagesArgs(prefix, service.images),
-                                opts=child)
+        images = NotebookImages(f"{name}-images", NotebookImagesArgs(
+            prefix, service.images, args.build_platform), opts=child)
         site_and_url = publishing.address.apply(
             lambda a: public_site(service.domain, a, publishing.https_port))
         self.url = site_and_url.apply(lambda s: s[1])
@@ -80,7 +87,9 @@ class Platform(pulumi.ComponentResource):
             frontend_name=frontend.name, service=service, public_url=self.url,
             images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
-            depends_on=[*hub_needs, proxy.container]), opts=child)
+            # The hub goes before the cleanup step, which removes user servers before the network.
+            depends_on=[*hub_needs, proxy.container, cleanup], platform=args.build_platform),
+            opts=child)
         Tls(f"{name}-tls", TlsArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             site=site_and_url.apply(lambda s: s[0]), acme_email=service.acme_email,
@@ -90,7 +99,7 @@ class Platform(pulumi.ComponentResource):
             self.backup = Backup(f"{name}-backup", BackupArgs(
                 prefix=prefix, stack=args.stack, data_dir=args.data_dir, networks=networks,
                 settings=service.backup, target=args.backup_target, keep=args.keep_state,
-                with_ldap=service.auth == "ldap",
+                with_ldap=service.auth == "ldap", platform=args.build_platform,
                 postgres_password=secrets.postgres_password, cookie_secret=secrets.cookie_secret,
                 crypt_key=secrets.crypt_key, depends_on=[*hub_needs, hub.container]), opts=child)
         self.register_outputs({"url": self.url})

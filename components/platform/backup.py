@@ -35,6 +35,7 @@ class BackupArgs:
     target: BackupTarget
     keep: bool        # protect and retain the repository password (like the data)
     with_ldap: bool   # dump and restore the directory (only when LDAP logins deploy one)
+    platform: str     # the host's, e.g. linux/arm64
     postgres_password: pulumi.Output[str]
     cookie_secret: pulumi.Output[str]
     crypt_key: pulumi.Output[str]
@@ -88,7 +89,7 @@ class Backup(pulumi.ComponentResource):
             f"{name}-restic-password", length=48, special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=keep, retain_on_delete=keep)).result
         image = build(f"{name}-image", CONTEXT, f"{args.prefix}-backup:latest", self,
-                      args={"POSTGRES_IMAGE": POSTGRES_IMAGE})
+                      args.platform, args={"POSTGRES_IMAGE": POSTGRES_IMAGE})
         self.repository = pulumi.Output.from_input(args.target.repository)
         envs = self.repository.apply(lambda repo: [
             f"{k}={v}" for k, v in

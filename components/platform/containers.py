@@ -32,11 +32,15 @@ def attach(network: pulumi.Input[str], alias: str) -> docker.ContainerNetworksAd
     return docker.ContainerNetworksAdvancedArgs(name=network, aliases=[alias])
 
 
-def build(name: str, context: str, image_name: str, parent: pulumi.Resource,
+def build(name: str, context: str, image_name: str, parent: pulumi.Resource, platform: str,
           args: dict[str, str] | None = None) -> docker.Image:
-    """Builds on the host's engine, without a registry; `repo_digest` then names the local image."""
+    """Builds on the host's engine, without a registry; `repo_digest` then names the local image.
+
+    `platform` is the host's (linux/amd64 or linux/arm64): left unset, pulumi-docker builds for
+    the GOOS/GOARCH of the machine running pulumi (its DockerBuild.platform docs).
+    """
     return docker.Image(name, image_name=image_name, skip_push=True,
-                        build=docker.DockerBuildArgs(context=context, args=args),
+                        build=docker.DockerBuildArgs(context=context, args=args, platform=platform),
                         opts=pulumi.ResourceOptions(parent=parent))
 
 

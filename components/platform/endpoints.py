@@ -20,7 +20,6 @@ class Endpoint:
 
 POSTGRES = Endpoint("postgres", 5432)
 LDAP = Endpoint("ldap", 389)
-LDAP_RECONCILE_ALIAS = "ldap-reconcile"
 HUB = Endpoint("jupyterhub", 8081)
 PROXY = Endpoint("proxy", 8000)          # what Caddy forwards to
 PROXY_API = Endpoint("proxy", 8001)      # the hub's route API

@@ -47,6 +47,7 @@ class HubArgs:
     proxy_token: pulumi.Output[str]
     db_password: pulumi.Output[str]
     depends_on: list[pulumi.Resource]
+    platform: str  # the host's, e.g. linux/arm64
 
 
 def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, public_url: str,
@@ -134,7 +135,7 @@ class Hub(pulumi.ComponentResource):
         # preview` fails on what the hub would refuse; checked again once outputs are known.
         checked_hub_environment(args.service, args.data_dir, f"{args.prefix}-frontend",
                                 "https://localhost", preview_menu(args.prefix, args.service))
-        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-hub:latest", self)
+        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-hub:latest", self, args.platform)
         # One settings document instead of ~40 container variables; names no secret itself.
         document = pulumi.Output.all(args.frontend_name, args.public_url, args.images).apply(
             lambda v: settings_document(checked_hub_environment(

@@ -1,7 +1,13 @@
 """LDAP: the project's slapd image, and a one-shot reconcile that makes it match the stack's users.
 
-The reconcile container is replaced (and so runs again) whenever the declared users, groups or
-passwords change; it fails the deploy with its own report when LDAP could not be reconciled.
+The reconcile is a command (scripts/ldap-reconcile.sh) that runs the reconcile tool inside the LDAP
+container, fed the desired document (a secret) on stdin. It runs again whenever the declared
+users, groups or passwords change, and it fails the deploy with the tool's own report. A failed
+run is retried by the next `pulumi up` without any input change: pulumi-command records a failed
+create as a resource with initialization errors (its Create returns the id with the error), the
+engine gives such a resource an update on the next deployment ("If resource was unchanged, but
+there were initialization errors, generate an empty update step", pulumi/pulumi step_generator),
+and pulumi-command's Update runs the create command when no update command is set.
 """
 
 from __future__ import annotations
@@ -10,15 +16,18 @@ import json
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from components.config import ServiceSettings
 from components.config.accounts import USERS_GID
 from components.platform.containers import LABELS, Networks, attach, bind, build, secret_file
-from components.platform.endpoints import LDAP, LDAP_RECONCILE_ALIAS
+from components.platform.endpoints import LDAP
+from components.platform.engine import Engine
 from services.ldap.desired import desired_state
 
 CONTEXT = "services/ldap"
+RECONCILE_SCRIPT = "scripts/ldap-reconcile.sh"
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,8 @@ class LdapArgs:
     admin_password: pulumi.Output[str]
     readonly_password: pulumi.Output[str]
     user_passwords: dict[str, pulumi.Output[str]]
+    platform: str  # the host's, e.g. linux/arm64
+    engine: Engine
 
 
 def desired_document(service: ServiceSettings, passwords: dict[str, str]) -> str:
@@ -44,20 +55,13 @@ def desired_document(service: ServiceSettings, passwords: dict[str, str]) -> str
                       sort_keys=True)
 
 
-def _check_reconcile(result: list) -> None:
-    exit_code, logs = result
-    if exit_code not in (0, None):
-        raise pulumi.RunError(f"LDAP reconcile failed (exit {exit_code}); nothing was changed when "
-                              f"it reports conflicts. Its report:\n{logs or '(no output)'}")
-
-
 class Ldap(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LdapArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("jupyterhub-cloud:service:Ldap", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-ldap:latest", self)
+        image = build(f"{name}-image", CONTEXT, f"{args.prefix}-ldap:latest", self, args.platform)
         admin_file = secret_file("ldap-admin-password", args.admin_password)
         self.container = docker.Container(
             f"{name}-container", name=f"{args.prefix}-ldap", image=image.repo_digest,
@@ -75,14 +79,11 @@ class Ldap(pulumi.ComponentResource):
         names = list(args.user_passwords)
         document = pulumi.Output.all(*args.user_passwords.values()).apply(
             lambda values: desired_document(args.service, dict(zip(names, values, strict=True))))
-        self.reconcile = docker.Container(
-            f"{name}-reconcile", name=f"{args.prefix}-ldap-reconcile", image=image.repo_digest,
-            command=["python3", "/opt/jhc/reconcile.py", "--desired",
-                     "/run/secrets/ldap-desired.json", "--wait", "60"],
-            uploads=[admin_file, secret_file("ldap-desired.json", pulumi.Output.secret(document))],
-            networks_advanced=[attach(args.networks.backend, LDAP_RECONCILE_ALIAS)],
-            attach=True, logs=True, must_run=False, restart="no", labels=LABELS,
+        self.reconcile = command.local.Command(
+            f"{name}-reconcile", create=f"bash {RECONCILE_SCRIPT}",
+            stdin=pulumi.Output.secret(document),
+            environment={**args.engine.environment(), "JHC_LDAP_CONTAINER": self.container.name},
+            # A new LDAP container (e.g. on a new engine) is reconciled again.
+            triggers=[self.container.id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]))
-        pulumi.Output.all(self.reconcile.exit_code, self.reconcile.container_logs).apply(
-            _check_reconcile)
         self.register_outputs({})

@@ -18,6 +18,7 @@ from components.platform.containers import build
 class NotebookImagesArgs:
     prefix: str
     images: tuple[NotebookImage, ...]
+    platform: str  # the host's, e.g. linux/arm64
 
 
 class NotebookImages(pulumi.ComponentResource):
@@ -27,7 +28,7 @@ class NotebookImages(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("jupyterhub-cloud:service:NotebookImages", name, None, opts)
         built = [build(f"{name}-{image.name}", f"images/{image.path}",
-                       f"{args.prefix}-notebook-{image.name}:latest", self)
+                       f"{args.prefix}-notebook-{image.name}:latest", self, args.platform)
                  for image in args.images]
         self.menu = pulumi.Output.all(*[b.repo_digest for b in built]).apply(
             lambda ids: [{"name": image.name, "display_name": image.display_name, "image": ref,

@@ -275,3 +275,39 @@ def test_caddyfile_is_valid_for_caddy(tmp_path) -> None:
         assert result.returncode == 0, result.stderr
         adapted = json.loads(result.stdout)
         assert adapted["apps"]["http"]["servers"], args
+
+
+RANDOM_TYPES = ("random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes")
+
+
+def generated_secrets(run: Run) -> dict[str, Declared]:
+    return {r.name: r for r in run if r.type in RANDOM_TYPES}
+
+
+def test_generated_secrets_are_kept_like_the_data(dev: Run) -> None:
+    """Lost generated secrets used to lock services out (issue 7, point 1): they are protected
+    and retained unless allowDataLoss, the same policy as the data volume."""
+    kept = generated_secrets(dev)
+    roles = {n.removeprefix("jhc-secrets-") for n in kept}
+    assert {"postgres", "ldap-admin", "ldap-readonly", "proxy-token", "cookie-secret",
+            "crypt-key", "user-alice", "user-carol"} == roles
+    for name, resource in kept.items():
+        assert resource.opts.protect is True and resource.opts.retain_on_delete is True, name
+    loose = generated_secrets(service_run("dev", allowDataLoss=True))
+    assert set(loose) == set(kept)
+    for name, resource in loose.items():
+        assert not resource.opts.protect and not resource.opts.retain_on_delete, name
+
+
+def test_generated_user_passwords_stable_when_users_change(dev: Run) -> None:
+    """A user's generator keeps its name and inputs when others are added, removed or
+    reordered, so Pulumi neither replaces it nor changes the password."""
+    before = {n: r.plain for n, r in generated_secrets(dev).items()}
+    users = [USERS[2], {"name": "dora", "groups": ["physics"]}, USERS[0]]  # bob gone, dora new
+    after = {n: r.plain for n, r in generated_secrets(service_run("dev", users=users)).items()}
+    for name in ("jhc-secrets-user-alice", "jhc-secrets-user-carol", "jhc-secrets-postgres",
+                 "jhc-secrets-crypt-key"):
+        assert after[name] == before[name], name
+    assert "jhc-secrets-user-dora" in after
+    for resource in generated_secrets(dev).values():
+        assert not resource.plain.get("keepers"), resource.name

@@ -18,7 +18,7 @@ from components.platform.ldap import Ldap, LdapArgs
 from components.platform.notebook_images import NotebookImages, NotebookImagesArgs
 from components.platform.postgres import Postgres, PostgresArgs
 from components.platform.proxy import Proxy, ProxyArgs
-from components.platform.secrets import PlatformSecrets
+from components.platform.secrets import PlatformSecrets, SecretsArgs
 from components.platform.tls import Tls, TlsArgs
 
 
@@ -53,7 +53,8 @@ class Platform(pulumi.ComponentResource):
                                  opts=child)
         frontend = docker.Network(f"{name}-frontend", name=f"{prefix}-frontend", opts=child)
         networks = Networks(backend=backend.name, frontend=frontend.name)
-        self.secrets = secrets = PlatformSecrets(f"{name}-secrets", service, opts=child)
+        self.secrets = secrets = PlatformSecrets(
+            f"{name}-secrets", SecretsArgs(service, settings.host.allow_data_loss), opts=child)
 
         postgres = Postgres(f"{name}-postgres", PostgresArgs(
             prefix, args.data_dir, networks, secrets.postgres_password), opts=child)

@@ -311,3 +311,54 @@ def test_generated_user_passwords_stable_when_users_change(dev: Run) -> None:
     assert "jhc-secrets-user-dora" in after
     for resource in generated_secrets(dev).values():
         assert not resource.plain.get("keepers"), resource.name
+
+
+def test_postgres_is_the_converging_image_built_from_the_pinned_official_one(dev: Run) -> None:
+    built = {r.plain["imageName"]: r for r in dev.of_type("docker:index/image:Image")}
+    image = built["jhc-dev-postgres:latest"]
+    assert image.plain["build"]["context"] == "services/postgres"
+    assert image.plain["build"]["args"] == {"POSTGRES_IMAGE": "postgres:17-bookworm"}
+    pulled = [r.plain["name"] for r in dev.of_type("docker:index/remoteImage:RemoteImage")]
+    assert not any(name.startswith("postgres") for name in pulled)
+    pg = containers(dev)["jhc-dev-postgres"].plain
+    assert pg["image"] == "sha256:" + hashlib.sha256(b"jhc-postgres-image").hexdigest()
+    assert pg["wait"] is True and pg["healthcheck"]["tests"][0] == "CMD-SHELL"
+
+
+def test_hub_db_dump_runs_before_the_hub_and_follows_its_version(dev: Run) -> None:
+    c = containers(dev)
+    dump = c["jhc-dev-hub-db-dump"]
+    hub_from = subprocess.run(["grep", "-m1", "^FROM", "services/hub/Dockerfile"],
+                              capture_output=True, text=True, check=True).stdout
+    version = hub_from.strip().rsplit(":", 1)[1]  # the hub image's JupyterHub tag
+    assert env(dump)["JHC_HUB_VERSION"] == version
+    assert dump.plain["image"] == c["jhc-dev-postgres"].plain["image"]  # pg_dump = server major
+    assert dump.plain["attach"] is True and dump.plain["mustRun"] is False
+    assert {"hostPath": "/srv/jupyterhub/state/hub-db-backups", "containerPath": "/backups"} \
+        .items() <= dump.plain["volumes"][0].items()
+    assert "/run/secrets/db-password" in {u["file"] for u in dump.plain["uploads"]}
+    dump_deps = dev.resources[dump.name].opts.depends_on
+    assert c["jhc-dev-postgres"].name in {getattr(d, "_name", None) for d in dump_deps}
+    hub_deps = dev.resources[c["jhc-dev-hub"].name].opts.depends_on
+    assert dump.name in {getattr(d, "_name", None) for d in hub_deps}
+
+
+def test_failed_hub_db_dump_stops_the_deploy_before_the_hub(monkeypatch) -> None:
+    import harness
+
+    original = harness.RecordingMocks.new_resource
+
+    created: list[str] = []
+
+    def failing_dump(self, args):
+        created.append(args.name)
+        rid, state = original(self, args)
+        if args.name.endswith("hub-db-backup-dump"):
+            state = {**state, "exitCode": 3, "containerLogs": "pg_dump: error: boom"}
+        return rid, state
+
+    monkeypatch.setattr(harness.RecordingMocks, "new_resource", failing_dump)
+    with pytest.raises(Exception, match="dump before the JupyterHub upgrade failed"):
+        service_run("dev")
+    assert "jhc-hub-db-backup-dump" in created and "jhc-postgres-container" in created
+    assert "jhc-hub-container" not in created  # the hub was never created or replaced

@@ -14,6 +14,7 @@ import pulumi_docker as docker
 from components.config import Settings
 from components.platform.containers import Networks
 from components.platform.hub import Hub, HubArgs
+from components.platform.hub_db_backup import HubDbBackup, HubDbBackupArgs, hub_jupyterhub_version
 from components.platform.ldap import Ldap, LdapArgs
 from components.platform.notebook_images import NotebookImages, NotebookImagesArgs
 from components.platform.postgres import Postgres, PostgresArgs
@@ -65,14 +66,21 @@ class Platform(pulumi.ComponentResource):
                       opts=child)
         images = NotebookImages(f"{name}-images", NotebookImagesArgs(prefix, service.images),
                                 opts=child)
+        backup = HubDbBackup(f"{name}-hub-db-backup", HubDbBackupArgs(
+            prefix, args.data_dir, networks, postgres.image.repo_digest,
+            secrets.postgres_password, postgres.container, hub_jupyterhub_version()), opts=child)
+        # The hub's menu input waits for the dump's gate: a failed dump fails the deploy
+        # before the hub (which upgrades its schema at start) is created or replaced.
+        menu = pulumi.Output.all(images.menu, backup.gate).apply(lambda v: v[0])
         site_and_url = args.public_address.apply(lambda a: public_site(settings, a))
         self.url = site_and_url.apply(lambda s: s[1])
         Hub(f"{name}-hub", HubArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             frontend_name=frontend.name, service=service, public_url=self.url,
-            images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
+            images=menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
-            depends_on=[postgres.container, ldap.container, proxy.container]), opts=child)
+            depends_on=[postgres.container, ldap.container, proxy.container,
+                        backup.container]), opts=child)
         local = settings.host.cloud == "local"
         Tls(f"{name}-tls", TlsArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,

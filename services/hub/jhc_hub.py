@@ -881,6 +881,11 @@ def configure(c: Any, environ: Mapping[str, str]) -> None:
     c.CryptKeeper.keys = parse_crypt_keys(crypt_key)
     c.Authenticator.enable_auth_state = True
     _db(c, env)
+    # A schema older than this JupyterHub is upgraded at start (jupyterhub/app.py init_db ->
+    # dbutil.upgrade_if_needed: orm.check_db_revision, then alembic upgrade on a mismatch; an
+    # empty database is stamped). Safe because Pulumi dumps the database first whenever the
+    # hub's JupyterHub version changes (components/platform/hub_db_backup.py).
+    c.JupyterHub.upgrade_db = True
 
     # who may log in
     c.Authenticator.username_pattern = USERNAME_PATTERN

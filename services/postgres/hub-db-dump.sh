@@ -19,7 +19,8 @@ fi
 export PGPORT="${PGPORT:-5432}"
 umask 077
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+partial=""
+trap 'rm -rf "$work"; [ -z "$partial" ] || rm -f "$partial"' EXIT
 # libpq's password file: the password never appears on a command line or in the environment.
 {
     printf '%s:%s:%s:%s:' "$PGHOST" "$PGPORT" "$PGDATABASE" "$PGUSER"

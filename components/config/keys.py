@@ -68,8 +68,8 @@ KEYS: tuple[Key, ...] = (
         "Re-attach this existing data volume (e.g. from a destroyed stack) instead of creating one. "
         "Pulumi then only reads it and never deletes it.", "", HOST),
     Key("allowDataLoss", "boolean",
-        "true lets pulumi replace or destroy the data volume and public IP. Default false: they are "
-        "protected and retained on destroy.", False, NOTHING),
+        "true lets pulumi replace or destroy the data volume, public IP and generated secrets. "
+        "Default false: they are protected and retained on destroy.", False, NOTHING),
     Key("hostNofileLimit", "integer", "nofile limit for Docker and logins on the host.", 1048576,
         NEW_HOST_ONLY),
     Key("hostNprocLimit", "integer", "nproc limit for Docker and logins on the host.", 65536,

@@ -250,14 +250,15 @@ def test_service_settings_never_touch_the_vm(stack: str) -> None:
     from components.config.keys import KEYS
     service_keys = {k.name for k in KEYS if k.layer == "service"}
     assert set(CHANGED_SERVICE) | {"auth", "githubClientId", "githubClientSecret",
-                                   "githubAllowedOrgs"} == service_keys
+                                   "githubAllowedOrgs", "hubPreviousCryptKeys"} == service_keys
     base = run_program(stack)
     changed = run_program(stack, overrides=CHANGED_SERVICE)
     assert instance_inputs(changed) == instance_inputs(base)
     assert instance_inputs(changed)["userData"] == instance_inputs(base)["userData"]
     github = run_program(stack, overrides={
         "auth": "github", "githubClientId": "x", "githubClientSecret": "y",
-        "githubAllowedOrgs": ["o"]}, secret_keys=("githubClientSecret",))
+        "githubAllowedOrgs": ["o"], "hubPreviousCryptKeys": "0f" * 32},
+        secret_keys=("githubClientSecret", "hubPreviousCryptKeys"))
     assert instance_inputs(github) == instance_inputs(base)
     host_types = [r for r in base if r.type.startswith(("openstack:", "aws:"))]
     for r in host_types:
@@ -362,3 +363,21 @@ def test_failed_hub_db_dump_stops_the_deploy_before_the_hub(monkeypatch) -> None
         service_run("dev")
     assert "jhc-hub-db-backup-dump" in created and "jhc-postgres-container" in created
     assert "jhc-hub-container" not in created  # the hub was never created or replaced
+
+
+def test_previous_crypt_keys_follow_the_generated_key(dev: Run) -> None:
+    """Rotation without losing auth_state: the hub's key file is "<generated>;<previous>"
+    (JupyterHub encrypts with the first, decrypts with all), as a secret upload."""
+    def crypt_upload(run: Run) -> tuple[dict, Any]:
+        """(the upload's plain form, the raw hub uploads input as the engine receives it)"""
+        raw = run.resources[containers(run)["jhc-dev-hub"].name].inputs["uploads"]
+        return next(u for u in plain(raw) if u["file"] == "/run/secrets/crypt-key"), raw
+
+    generated = hashlib.sha256(b"jhc-secrets-crypt-key").hexdigest()  # the harness's RandomBytes
+    assert crypt_upload(dev)[0]["content"] == generated
+    old = "ab" * 32
+    rotated = run_program("dev", overrides={**SERVICE, "hubPreviousCryptKeys": old},
+                          secret_keys=("users", "hubPreviousCryptKeys"))
+    upload, raw = crypt_upload(rotated)
+    assert upload["content"] == f"{generated};{old}"
+    assert _all_secret(raw, old) and _all_secret(raw, generated)

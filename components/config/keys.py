@@ -155,6 +155,10 @@ SERVICE_KEYS: tuple[Key, ...] = (
         "--secret.", "", HUB, secret=True, layer="service"),
     Key("githubAllowedOrgs", "array", "GitHub organisations whose members may log in.", [], HUB,
         layer="service"),
+    Key("hubPreviousCryptKeys", "string", "Earlier auth-state keys the hub still decrypts with, "
+        "';'-separated (each 32 bytes, hex or base64), while it re-encrypts with the generated "
+        "key: set before rotating jhc-secrets-crypt-key (admin guide). Set with --secret.", "",
+        HUB, secret=True, layer="service"),
 )
 
 KEYS = KEYS + SERVICE_KEYS

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.config import Settings
+from components.config import ServiceSettings, Settings
 from components.platform.containers import Networks
 from components.platform.hub import Hub, HubArgs
 from components.platform.hub_db_backup import HubDbBackup, HubDbBackupArgs, hub_jupyterhub_version
@@ -37,6 +37,16 @@ def public_site(settings: Settings, address: str) -> tuple[str, str]:
         return "localhost", f"https://localhost:{service.local_https_port}"
     site = service.domain or address
     return site, f"https://{site}"
+
+
+def crypt_keys(generated: pulumi.Output[str], service: ServiceSettings) -> pulumi.Output[str]:
+    """The hub's auth-state key file: the generated key first (JupyterHub encrypts with it),
+    then hubPreviousCryptKeys, which it only decrypts with (jupyterhub/crypto.py CryptKeeper:
+    MultiFernet over all keys; jupyterhub/user.py re-saves auth_state read with several keys)."""
+    if service.previous_crypt_keys is None:
+        return generated
+    return pulumi.Output.all(generated, service.previous_crypt_keys).apply(
+        lambda keys: f"{keys[0]};{keys[1]}")
 
 
 class Platform(pulumi.ComponentResource):
@@ -77,7 +87,8 @@ class Platform(pulumi.ComponentResource):
         Hub(f"{name}-hub", HubArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             frontend_name=frontend.name, service=service, public_url=self.url,
-            images=menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
+            images=menu, cookie_secret=secrets.cookie_secret,
+            crypt_key=crypt_keys(secrets.crypt_key, service),
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
             depends_on=[postgres.container, ldap.container, proxy.container,
                         backup.container]), opts=child)

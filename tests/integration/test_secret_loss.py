@@ -261,3 +261,29 @@ def test_all_new_secrets_on_the_same_data_lock_nobody_out(
     uma = stack.TokenClient(p.hub.url, uma_browser.new_token("uma"))
     assert uma.start_server("uma", {"image": "minimal"}).status_code in (201, 202)
     assert stack.server_answers(p.hub.url, "uma")
+
+
+def test_previous_crypt_key_keeps_auth_state_and_is_then_not_needed(
+        deployed: stack.Platform) -> None:
+    """Rotation where JupyterHub supports it (hubPreviousCryptKeys): with "new;old" in the key
+    file the day-1 auth_state is read and re-encrypted with the new key, so the spawn needs no
+    new login, and afterwards the old key can go. The control is the test above: the new key
+    alone refuses the same spawn."""
+    p = deployed
+    browser = login(p.hub.url, "uma", p.passwords["uma"])
+    assert browser
+    token = browser.new_token("uma")
+    key_file = Path(p.hub.env["JHC_CRYPT_KEY_FILE"])
+    old_key = key_file.read_text().strip()
+    new_key = secrets.token_hex(32)
+
+    for keys in (f"{new_key};{old_key}", new_key):
+        p.hub.stop()
+        stack.write_secret(key_file, keys)  # what the hub container's upload holds
+        p.hub.start()
+        uma = stack.TokenClient(p.hub.url, token)
+        started = uma.start_server("uma", {"image": "minimal"})
+        assert started.status_code in (201, 202), (keys == new_key, started.text)
+        assert stack.server_answers(p.hub.url, "uma")
+        uma.stop_server("uma")
+    assert "Failed to retrieve encrypted auth_state for uma" not in p.hub.log.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -361,6 +362,12 @@ def test_failed_hub_db_dump_stops_the_deploy_before_the_hub(monkeypatch) -> None
     monkeypatch.setattr(harness.RecordingMocks, "new_resource", failing_dump)
     with pytest.raises(Exception, match="dump before the JupyterHub upgrade failed"):
         service_run("dev")
+    # the aborted program leaves the mocks' tasks pending: end them quietly
+    loop = asyncio.get_event_loop()
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     assert "jhc-hub-db-backup-dump" in created and "jhc-postgres-container" in created
     assert "jhc-hub-container" not in created  # the hub was never created or replaced
 

@@ -46,7 +46,9 @@ def _check_dump(result: list) -> str:
     if exit_code not in (0, None):
         raise pulumi.RunError(
             f"The hub database dump before the JupyterHub upgrade failed (exit {exit_code}); "
-            f"the hub was not changed. Its output:\n{logs or '(no output)'}")
+            f"the hub was not changed. Fix the cause, then run the dump again with "
+            f"`pulumi up --replace \"$(pulumi stack --show-urns | grep -o "
+            f"'urn:[^ ]*hub-db-backup-dump')\"`. Its output:\n{logs or '(no output)'}")
     return "dumped"
 
 

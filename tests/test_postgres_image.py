@@ -232,3 +232,14 @@ def test_dockerfile_builds_from_the_pinned_official_image() -> None:
         assert name in copied and (PG_DIR / name).exists()
     ignore = (PG_DIR / ".dockerignore").read_text().split()
     assert ignore[0] == "*" and {f"!{n}" for n in ("Dockerfile", "entrypoint.sh")} <= set(ignore)
+
+
+def test_other_commands_pass_through_untouched(cluster: Cluster) -> None:
+    """The pre-upgrade dump runs through this entrypoint too: no major check, no password
+    change, the command runs as given (the official entrypoint then execs it)."""
+    pw = write_owned(cluster.root / "postgres-password", "unused-" + secrets.token_hex(6))
+    env = cluster.env(pw, PG_MAJOR="1")  # a mismatch that `postgres` would refuse
+    result = subprocess.run(["bash", str(PG_DIR / "entrypoint.sh"), "sh", "-c", "echo ran:$0", "x"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "ran:x", result.stderr
+    assert "jhc-postgres" not in result.stderr

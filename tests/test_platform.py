@@ -388,3 +388,19 @@ def test_previous_crypt_keys_follow_the_generated_key(dev: Run) -> None:
     upload, raw = crypt_upload(rotated)
     assert upload["content"] == f"{generated};{old}"
     assert _all_secret(raw, old) and _all_secret(raw, generated)
+
+
+def test_a_jupyterhub_version_change_changes_the_dump_step(dev: Run, tmp_path, monkeypatch) -> None:
+    """A new pin in services/hub/requirements.txt gives the dump container new inputs, so Pulumi
+    re-creates it (runs the dump again) before the hub; nothing else about it changes."""
+    import components.platform.hub_db_backup as backup
+
+    bumped = tmp_path / "requirements.txt"
+    bumped.write_text(backup.HUB_REQUIREMENTS.read_text().replace(
+        f"jupyterhub=={backup.hub_jupyterhub_version()}", "jupyterhub==9.9.9"))
+    monkeypatch.setattr(backup, "HUB_REQUIREMENTS", bumped)
+    after = containers(service_run("dev"))["jhc-dev-hub-db-dump"]
+    before = containers(dev)["jhc-dev-hub-db-dump"]
+    assert env(after)["JHC_HUB_VERSION"] == "9.9.9"
+    assert {k: v for k, v in env(after).items() if k != "JHC_HUB_VERSION"} == \
+        {k: v for k, v in env(before).items() if k != "JHC_HUB_VERSION"}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -345,29 +345,44 @@ def test_hub_db_dump_runs_before_the_hub_and_follows_its_version(dev: Run) -> No
     assert dump.name in {getattr(d, "_name", None) for d in hub_deps}
 
 
-def test_failed_hub_db_dump_stops_the_deploy_before_the_hub(monkeypatch) -> None:
-    import harness
+FAILING_DUMP = """
+import json, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import harness
+original = harness.RecordingMocks.new_resource
+created = []
 
-    original = harness.RecordingMocks.new_resource
+def failing_dump(self, args):
+    created.append(args.name)
+    rid, state = original(self, args)
+    if args.name.endswith("hub-db-backup-dump"):
+        state = {{**state, "exitCode": 3, "containerLogs": "pg_dump: error: boom"}}
+    return rid, state
 
-    created: list[str] = []
+harness.RecordingMocks.new_resource = failing_dump
+try:
+    harness.run_program("dev", overrides={overrides!r}, secret_keys=("users",))
+    error = None
+except Exception as err:  # noqa: BLE001
+    error = str(err)
+print(json.dumps({{"error": error, "created": created}}))
+"""
 
-    def failing_dump(self, args):
-        created.append(args.name)
-        rid, state = original(self, args)
-        if args.name.endswith("hub-db-backup-dump"):
-            state = {**state, "exitCode": 3, "containerLogs": "pg_dump: error: boom"}
-        return rid, state
 
-    monkeypatch.setattr(harness.RecordingMocks, "new_resource", failing_dump)
-    with pytest.raises(Exception, match="dump before the JupyterHub upgrade failed"):
-        service_run("dev")
-    # the aborted program leaves the mocks' tasks pending: end them quietly
-    loop = asyncio.get_event_loop()
-    pending = asyncio.all_tasks(loop)
-    for task in pending:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+def test_failed_hub_db_dump_stops_the_deploy_before_the_hub() -> None:
+    """In a child process: the aborted program leaves futures whose errors nobody reads."""
+    from harness import ROOT
+
+    script = FAILING_DUMP.format(root=str(ROOT), tests=str(ROOT / "tests"),
+                                 overrides=json.loads(json.dumps(SERVICE)))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, check=True, cwd=ROOT)
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "dump before the JupyterHub upgrade failed" in (outcome["error"] or "")
+    assert "pg_dump: error: boom" in outcome["error"]
+    created = outcome["created"]
+    assert "jhc-hub-db-backup-dump" in created and "jhc-postgres-container" in created
+    assert "jhc-hub-container" not in created  # the hub was never created or replaced
     assert "jhc-hub-db-backup-dump" in created and "jhc-postgres-container" in created
     assert "jhc-hub-container" not in created  # the hub was never created or replaced
 

@@ -118,9 +118,10 @@ def wait_for(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     while True:
         if proc.poll() is not None:
             raise AssertionError(f"server exited {proc.returncode}: {log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        ready = subprocess.run([str(pg_bin() / "pg_isready"), "-q", "-h", "127.0.0.1",
+                                "-p", str(port)], timeout=10, check=False)
+        if ready.returncode == 0:  # accepting connections (1: still starting up)
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"server not up: {log.read_text()[-3000:]}")
         time.sleep(0.2)

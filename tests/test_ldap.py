@@ -739,7 +739,7 @@ def test_dockerfile_contract() -> None:
     assert any(line.startswith("HEALTHCHECK") and "healthcheck.sh" in line for line in lines)
     copied = " ".join(line for line in lines if line.upper().startswith("COPY "))
     # Every file the entrypoint, the healthcheck and the scripts' imports need is in the image.
-    for name in ("desired.py", "bootstrap.py", "reconcile.py", "entrypoint.sh",
+    for name in ("desired.py", "bootstrap.py", "converge.py", "reconcile.py", "entrypoint.sh",
                  "healthcheck.sh", "ldif/"):
         assert name in copied
     assert 'ENTRYPOINT ["/opt/jhc/entrypoint.sh"]' in lines and 'CMD ["slapd"]' in lines
@@ -751,3 +751,92 @@ def test_entrypoint_drops_privileges_and_serves_ldap_and_ldapi() -> None:
     assert "-u openldap -g openldap" in exec_line
     assert '-h "ldap:/// ldapi:///"' in exec_line and "-F /etc/ldap/slapd.d" in exec_line
     assert text.index("bootstrap.py") < text.index("exec /usr/sbin/slapd")
+    # the passwords are set at every start, after a bootstrap and before slapd runs
+    assert text.index("bootstrap.py") < text.index("converge.py") < text.index("exec /usr/sbin")
+
+
+# ---------------------------------------------------------------- converge (every start)
+
+
+def restart_slapd(server: Slapd, admin_password: str, readonly_password: str) -> Slapd:
+    """slapd again on the same config and data, expecting the given passwords to work."""
+    port = _free_port()
+    url = f"ldap://127.0.0.1:{port}"
+    with open(server.log, "ab") as log_fh:
+        proc = subprocess.Popen(
+            ["slapd", "-d", "stats", "-h", f"{url}/ {server.ldapi_url}",
+             "-F", str(server.config_dir)], stdout=log_fh, stderr=subprocess.STDOUT)
+    again = Slapd(server.root, url, server.ldapi_url, admin_password, readonly_password,
+                  server.admin_password_file, server.log, proc)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not _answers(again):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_slapd(again)
+            raise AssertionError(f"slapd did not come back: {server.log.read_text()[-3000:]}")
+        time.sleep(0.1)
+    return again
+
+
+def _answers(server: Slapd) -> bool:
+    try:
+        return server.can_bind("cn=nobody,dc=jhc,dc=test", "x") is False and bool(
+            subprocess.run(["ldapsearch", "-Q", "-LLL", "-Y", "EXTERNAL", "-H", server.ldapi_url,
+                            "-b", "", "-s", "base", "namingContexts"], capture_output=True,
+                           timeout=10, check=False).returncode == 0)
+    except ldap3.core.exceptions.LDAPException:
+        return False
+
+
+def root_password_hash(server: Slapd) -> str:
+    """olcRootPW of the data database, read offline from cn=config."""
+    out = subprocess.run(["slapcat", "-n", "0", "-F", str(server.config_dir),
+                          "-a", "(olcDatabase={1}mdb)"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout.replace("\n ", "")
+    value = next(line for line in out.splitlines() if line.startswith("olcRootPW"))
+    if value.startswith("olcRootPW:: "):
+        return base64.b64decode(value.split(" ", 1)[1]).decode()
+    return value.split(" ", 1)[1]
+
+
+def test_converge_sets_regenerated_admin_and_readonly_passwords(tmp_path: Path) -> None:
+    """A directory bootstrapped with one pair of secrets accepts a new pair after a restart
+    through converge.py, and only the new pair; the tree is untouched (issue 7, point 1)."""
+    server = start_slapd(tmp_path)
+    alice = user("alice", 4001, "alice-pw-1")
+    assert summary(run_reconcile(server, doc(server, [alice]), "--json"))["users"]["created"] == 1
+    before = snapshot(server)
+    stop_slapd(server)
+    root_pw_before = root_password_hash(server)
+    new_admin, new_ro = "adm2-" + secrets.token_urlsafe(12), "ro2-" + secrets.token_urlsafe(12)
+    _write_secret(server.admin_password_file, new_admin + "\n")
+    _write_secret(server.root / "readonly.pw", new_ro)
+    env = bootstrap_env(server.root, server.admin_password_file, server.root / "readonly.pw")
+    for script in ("bootstrap.py", "converge.py"):  # what the entrypoint runs, in that order
+        result = subprocess.run([sys.executable, str(LDAP_DIR / script)], env=env,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        for secret_value in (new_admin, new_ro, server.admin_password):
+            assert secret_value not in result.stdout + result.stderr
+    again = restart_slapd(server, new_admin, new_ro)
+    try:
+        assert again.can_bind(f"cn=admin,{BASE}", new_admin)
+        assert again.can_bind(f"cn=readonly,{BASE}", new_ro)
+        assert not again.can_bind(f"cn=admin,{BASE}", server.admin_password)
+        assert not again.can_bind(f"cn=readonly,{BASE}", server.readonly_password)
+        assert again.can_bind(f"uid=alice,ou=people,{BASE}", "alice-pw-1")
+        after = snapshot(again)
+        assert after.pop(f"cn=readonly,{BASE}") != before.pop(f"cn=readonly,{BASE}")
+        assert after == before  # nothing but the read-only account's password was written
+        root_pw = root_password_hash(again)
+        assert root_pw.startswith("{ARGON2}$argon2") and root_pw != root_pw_before
+    finally:
+        stop_slapd(again)
+
+
+def test_converge_refuses_a_directory_that_was_never_bootstrapped(tmp_path: Path) -> None:
+    admin = _write_secret(tmp_path / "a.pw", "x-admin")
+    ro = _write_secret(tmp_path / "r.pw", "x-ro")
+    result = subprocess.run([sys.executable, str(LDAP_DIR / "converge.py")],
+                            env=bootstrap_env(tmp_path, admin, ro), capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "no complete configuration" in result.stderr

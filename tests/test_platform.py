@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 from typing import Any
 
 import pulumi
@@ -263,14 +264,16 @@ def test_service_settings_never_touch_the_vm(stack: str) -> None:
     from components.config.keys import KEYS
     service_keys = {k.name for k in KEYS if k.layer == "service"}
     assert set(CHANGED_SERVICE) | {"auth", "githubClientId", "githubClientSecret",
-                                   "githubAllowedOrgs"} | BACKUP_TARGET_KEYS == service_keys
+                                   "githubAllowedOrgs", "hubPreviousCryptKeys",
+                                   *BACKUP_TARGET_KEYS} == service_keys
     base = run_program(stack)
     changed = run_program(stack, overrides=CHANGED_SERVICE)
     assert instance_inputs(changed) == instance_inputs(base)
     assert instance_inputs(changed)["userData"] == instance_inputs(base)["userData"]
     github = run_program(stack, overrides={
         "auth": "github", "githubClientId": "x", "githubClientSecret": "y",
-        "githubAllowedOrgs": ["o"]}, secret_keys=("githubClientSecret",))
+        "githubAllowedOrgs": ["o"], "hubPreviousCryptKeys": "0f" * 32},
+        secret_keys=("githubClientSecret", "hubPreviousCryptKeys"))
     assert instance_inputs(github) == instance_inputs(base)
     host_types = [r for r in base if r.type.startswith(("openstack:", "aws:"))]
     for r in host_types:
@@ -318,3 +321,158 @@ def test_caddyfile_is_valid_for_caddy(tmp_path) -> None:
         assert result.returncode == 0, result.stderr
         adapted = json.loads(result.stdout)
         assert adapted["apps"]["http"]["servers"], args
+
+
+RANDOM_TYPES = ("random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes")
+
+
+def generated_secrets(run: Run) -> dict[str, Declared]:
+    return {r.name: r for r in run if r.type in RANDOM_TYPES}
+
+
+def test_generated_secrets_are_kept_like_the_data(dev: Run) -> None:
+    """Lost generated secrets used to lock services out (issue 7, point 1): they are protected
+    and retained unless allowDataLoss, the same policy as the data volume."""
+    generated = generated_secrets(dev)
+    roles = {n.removeprefix("jhc-secrets-") for n in generated}
+    assert {"postgres", "ldap-admin", "ldap-readonly", "proxy-token", "cookie-secret",
+            "crypt-key", "user-alice", "user-carol", "jhc-backup-restic-password"} == roles
+    for name, resource in generated.items():
+        # Users' initial passwords stay unprotected: a protected resource cannot be deleted, so
+        # removing a user from config would fail `pulumi up` (test below).
+        service_secret = "-user-" not in name
+        assert bool(resource.opts.protect) is service_secret, name
+        assert bool(resource.opts.retain_on_delete) is service_secret, name
+    loose = generated_secrets(service_run("dev", allowDataLoss=True))
+    assert set(loose) == set(generated)
+    for name, resource in loose.items():
+        assert not resource.opts.protect and not resource.opts.retain_on_delete, name
+
+
+def test_removing_a_user_deletes_nothing_protected(dev: Run) -> None:
+    """What `pulumi up` would delete when a user leaves `users` must not be protected: Pulumi
+    refuses to delete a protected resource (pulumi docs, "protect")."""
+    fewer = service_run("dev", users=[u for u in USERS if u["name"] != "alice"])
+    gone = set(dev.resources) - set(fewer.resources)
+    assert gone, "removing a user removes its generated password"
+    assert not [n for n in gone if dev.resources[n].opts and dev.resources[n].opts.protect]
+
+
+def test_generated_user_passwords_stable_when_users_change(dev: Run) -> None:
+    """A user's generator keeps its name and inputs when others are added, removed or
+    reordered, so Pulumi neither replaces it nor changes the password."""
+    before = {n: r.plain for n, r in generated_secrets(dev).items()}
+    users = [USERS[2], {"name": "dora", "groups": ["physics"]}, USERS[0]]  # bob gone, dora new
+    after = {n: r.plain for n, r in generated_secrets(service_run("dev", users=users)).items()}
+    for name in ("jhc-secrets-user-alice", "jhc-secrets-user-carol", "jhc-secrets-postgres",
+                 "jhc-secrets-crypt-key"):
+        assert after[name] == before[name], name
+    assert "jhc-secrets-user-dora" in after
+    for resource in generated_secrets(dev).values():
+        assert not resource.plain.get("keepers"), resource.name
+
+
+def test_postgres_is_the_converging_image_built_from_the_pinned_official_one(dev: Run) -> None:
+    built = {r.plain["imageName"]: r for r in dev.of_type("docker:index/image:Image")}
+    image = built["jhc-dev-postgres:latest"]
+    assert image.plain["build"]["context"] == "services/postgres"
+    assert image.plain["build"]["args"] == {"POSTGRES_IMAGE": "postgres:17-bookworm"}
+    pulled = [r.plain["name"] for r in dev.of_type("docker:index/remoteImage:RemoteImage")]
+    assert not any(name.startswith("postgres") for name in pulled)
+    pg = containers(dev)["jhc-dev-postgres"].plain
+    assert pg["image"] == "sha256:" + hashlib.sha256(b"jhc-postgres-image").hexdigest()
+    assert pg["wait"] is True and pg["healthcheck"]["tests"][0] == "CMD-SHELL"
+
+
+def test_hub_db_dump_runs_before_the_hub_and_follows_its_version(dev: Run) -> None:
+    c = containers(dev)
+    dump = c["jhc-dev-hub-db-dump"]
+    hub_from = subprocess.run(["grep", "-m1", "^FROM", "services/hub/Dockerfile"],
+                              capture_output=True, text=True, check=True).stdout
+    version = hub_from.strip().rsplit(":", 1)[1]  # the hub image's JupyterHub tag
+    assert env(dump)["JHC_HUB_VERSION"] == version
+    assert dump.plain["image"] == c["jhc-dev-postgres"].plain["image"]  # pg_dump = server major
+    assert dump.plain["attach"] is True and dump.plain["mustRun"] is False
+    assert {"hostPath": "/srv/jupyterhub/state/hub-db-backups", "containerPath": "/backups"} \
+        .items() <= dump.plain["volumes"][0].items()
+    assert "/run/secrets/db-password" in {u["file"] for u in dump.plain["uploads"]}
+    dump_deps = dev.resources[dump.name].opts.depends_on
+    assert c["jhc-dev-postgres"].name in {getattr(d, "_name", None) for d in dump_deps}
+    hub_deps = dev.resources[c["jhc-dev-hub"].name].opts.depends_on
+    assert dump.name in {getattr(d, "_name", None) for d in hub_deps}
+
+
+FAILING_DUMP = """
+import json, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import harness
+original = harness.RecordingMocks.new_resource
+created = []
+
+def failing_dump(self, args):
+    created.append(args.name)
+    rid, state = original(self, args)
+    if args.name.endswith("hub-db-backup-dump"):
+        state = {{**state, "exitCode": 3, "containerLogs": "pg_dump: error: boom"}}
+    return rid, state
+
+harness.RecordingMocks.new_resource = failing_dump
+try:
+    harness.run_program("dev", overrides={overrides!r}, secret_keys=("users",))
+    error = None
+except Exception as err:  # noqa: BLE001
+    error = str(err)
+print(json.dumps({{"error": error, "created": created}}))
+"""
+
+
+def test_failed_hub_db_dump_stops_the_deploy_before_the_hub() -> None:
+    """In a child process: the aborted program leaves futures whose errors nobody reads."""
+    from harness import ROOT
+
+    script = FAILING_DUMP.format(root=str(ROOT), tests=str(ROOT / "tests"),
+                                 overrides=json.loads(json.dumps(SERVICE)))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, check=True, cwd=ROOT)
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "dump before the JupyterHub upgrade failed" in (outcome["error"] or "")
+    assert "pg_dump: error: boom" in outcome["error"]
+    created = outcome["created"]
+    assert "jhc-hub-db-backup-dump" in created and "jhc-postgres-container" in created
+    assert "jhc-hub-container" not in created  # the hub was never created or replaced
+    assert "jhc-hub-db-backup-dump" in created and "jhc-postgres-container" in created
+    assert "jhc-hub-container" not in created  # the hub was never created or replaced
+
+
+def test_previous_crypt_keys_follow_the_generated_key(dev: Run) -> None:
+    """Rotation without losing auth_state: the hub's key file is "<generated>;<previous>"
+    (JupyterHub encrypts with the first, decrypts with all), as a secret upload."""
+    def crypt_upload(run: Run) -> tuple[dict, Any]:
+        """(the upload's plain form, the raw hub uploads input as the engine receives it)"""
+        raw = run.resources[containers(run)["jhc-dev-hub"].name].inputs["uploads"]
+        return next(u for u in plain(raw) if u["file"] == "/run/secrets/crypt-key"), raw
+
+    generated = hashlib.sha256(b"jhc-secrets-crypt-key").hexdigest()  # the harness's RandomBytes
+    assert crypt_upload(dev)[0]["content"] == generated
+    old = "ab" * 32
+    rotated = run_program("dev", overrides={**SERVICE, "hubPreviousCryptKeys": old},
+                          secret_keys=("users", "hubPreviousCryptKeys"))
+    upload, raw = crypt_upload(rotated)
+    assert upload["content"] == f"{generated};{old}"
+    assert _all_secret(raw, old) and _all_secret(raw, generated)
+
+
+def test_a_jupyterhub_version_change_changes_the_dump_step(dev: Run, tmp_path, monkeypatch) -> None:
+    """A new pin in services/hub/requirements.txt gives the dump container new inputs, so Pulumi
+    re-creates it (runs the dump again) before the hub; nothing else about it changes."""
+    import components.platform.hub_db_backup as backup
+
+    bumped = tmp_path / "requirements.txt"
+    bumped.write_text(backup.HUB_REQUIREMENTS.read_text().replace(
+        f"jupyterhub=={backup.hub_jupyterhub_version()}", "jupyterhub==9.9.9"))
+    monkeypatch.setattr(backup, "HUB_REQUIREMENTS", bumped)
+    after = containers(service_run("dev"))["jhc-dev-hub-db-dump"]
+    before = containers(dev)["jhc-dev-hub-db-dump"]
+    assert env(after)["JHC_HUB_VERSION"] == "9.9.9"
+    assert {k: v for k, v in env(after).items() if k != "JHC_HUB_VERSION"} == \
+        {k: v for k, v in env(before).items() if k != "JHC_HUB_VERSION"}

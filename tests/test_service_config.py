@@ -162,3 +162,19 @@ def test_admins_merge_flags_and_list() -> None:
     service = load(users=[{"name": "alice", "admin": True}, {"name": "bob"}],
                    adminUsers=["Octocat"]).service
     assert service.admins == ("alice", "octocat")
+
+
+def test_previous_crypt_keys_checked_like_the_hub_checks_them() -> None:
+    keys = frozenset({"users", "githubClientSecret", "hubPreviousCryptKeys"})
+    hex_key, b64_key = "0f" * 32, "A" * 43 + "="
+    settings = load_settings({"hubPreviousCryptKeys": f"{hex_key}; {b64_key};"}, "t", keys)
+    assert settings.service.previous_crypt_keys is not None
+    assert load_settings({}, "t", keys).service.previous_crypt_keys is None
+    for bad in ("0f" * 31, f"{hex_key};not-a-key", "ü" * 43):
+        refused("hubPreviousCryptKeys", "32 bytes", secret_keys=keys, hubPreviousCryptKeys=bad)
+        try:
+            load_settings({"hubPreviousCryptKeys": bad}, "t", keys)
+        except ConfigError as err:
+            assert bad not in str(err) and "0f0f" not in str(err)  # never echoes a key
+    refused("hubPreviousCryptKeys", "plain text", secret_keys=frozenset(),
+            hubPreviousCryptKeys=hex_key)

@@ -6,6 +6,7 @@ can be tested without a Pulumi engine. Every error names the config key and says
 
 from __future__ import annotations
 
+import base64
 import difflib
 import ipaddress
 import json
@@ -193,6 +194,8 @@ class ServiceSettings:
     cull_idle_timeout: int
     github: GithubSettings | None
     backup: BackupSettings
+    # JupyterHub decrypts auth_state with every key and re-encrypts with the first
+    previous_crypt_keys: pulumi.Output[str] | None = None
 
     @property
     def admins(self) -> tuple[str, ...]:
@@ -668,6 +671,7 @@ def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
     if 0 < cull < 300:
         raise ConfigError("cullIdleTimeout", f"{cull} s would stop servers while people think",
                           "Use 0 (never) or at least 300")
+    previous_keys = _previous_crypt_keys(r)
     return ServiceSettings(
         domain=domain, acme_email=acme_email, acme_staging=r.boolean("acmeStaging"),
         auth=auth, ldap_base_dn=base_dn,
@@ -675,7 +679,7 @@ def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
         admin_users=admin_users, allowed_users=allowed_users, allowed_groups=allowed_groups,
         blocked_users=blocked, images=_images(r, groups), datasets=_datasets(r, host.data_dir),
         mem_limit=memory, cpu_limit=cpu, cull_idle_timeout=cull, github=github,
-        backup=_backup(r, host))
+        backup=_backup(r, host), previous_crypt_keys=previous_keys)
 
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -734,6 +738,27 @@ def _backup(r: _Reader, host: HostSettings) -> BackupSettings:
         keep_monthly=keep[2],
         check_every_days=r.integer("backupCheckEveryDays", 0, 365),
         check_read_data_percent=r.integer("backupCheckReadDataPercent", 1, 100))
+
+
+def _previous_crypt_keys(r: _Reader) -> pulumi.Output[str] | None:
+    """hubPreviousCryptKeys, checked as the hub checks JHC_CRYPT_KEY_FILE (jhc_hub.parse_crypt_keys)
+    so the hub never refuses at start what preview accepted. Errors never echo a key."""
+    raw = r.string("hubPreviousCryptKeys")
+    if raw is None:
+        return None
+    keys = [item.strip() for item in raw.split(";") if item.strip()]
+    for index, key in enumerate(keys, 1):
+        if re.fullmatch(r"[0-9a-fA-F]{64}", key):
+            continue
+        try:
+            decoded = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            decoded = b""
+        if len(decoded) != 32:
+            raise ConfigError("hubPreviousCryptKeys", f"key {index} is not 32 bytes hex or base64",
+                              "Copy the old key exactly (admin guide, Rotate secrets)")
+    secret = r.secret("hubPreviousCryptKeys")
+    return secret.apply(lambda _: ";".join(keys)) if keys else None
 
 
 def load_settings(raw: Mapping[str, str], stack: str,

@@ -82,8 +82,8 @@ KEYS: tuple[Key, ...] = (
         "(Graviton types are arm64), amd64 on OpenStack, this machine's CPU for local.", "",
         REBUILD),
     Key("allowDataLoss", "boolean",
-        "true lets pulumi replace or destroy the data volume and public IP. Default false: they are "
-        "protected and retained on destroy.", False, NOTHING),
+        "true lets pulumi replace or destroy the data volume, public IP and generated secrets. "
+        "Default false: they are protected and retained on destroy.", False, NOTHING),
     Key("hostNofileLimit", "integer", "nofile limit for Docker and logins on the host.", 1048576,
         NEW_HOST_ONLY),
     Key("hostNprocLimit", "integer", "nproc limit for Docker and logins on the host.", 65536,
@@ -206,6 +206,10 @@ SERVICE_KEYS: tuple[Key, ...] = (
         layer="service"),
     Key("backupCheckReadDataPercent", "integer", "Share of the repository's data the periodic "
         "check reads back and verifies (1-100).", 5, BACKUP, layer="service"),
+    Key("hubPreviousCryptKeys", "string", "Earlier auth-state keys the hub still decrypts with, "
+        "';'-separated (each 32 bytes, hex or base64), while it re-encrypts with the generated "
+        "key: set before rotating jhc-secrets-crypt-key (admin guide). Set with --secret.", "",
+        HUB, secret=True, layer="service"),
 )
 
 KEYS = KEYS + SERVICE_KEYS

@@ -19,11 +19,12 @@ from components.platform.cleanup import user_server_cleanup
 from components.platform.containers import Networks
 from components.platform.engine import Engine
 from components.platform.hub import Hub, HubArgs
+from components.platform.hub_db_backup import HubDbBackup, HubDbBackupArgs, hub_jupyterhub_version
 from components.platform.ldap import Ldap, LdapArgs
 from components.platform.notebook_images import NotebookImages, NotebookImagesArgs
 from components.platform.postgres import Postgres, PostgresArgs
 from components.platform.proxy import Proxy, ProxyArgs
-from components.platform.secrets import PlatformSecrets
+from components.platform.secrets import PlatformSecrets, SecretsArgs
 from components.platform.tls import Tls, TlsArgs
 
 
@@ -45,6 +46,16 @@ def public_site(domain: str | None, address: str, https_port: int) -> tuple[str,
     return site, f"https://{site}" + ("" if https_port == 443 else f":{https_port}")
 
 
+def crypt_keys(generated: pulumi.Output[str], service: ServiceSettings) -> pulumi.Output[str]:
+    """The hub's auth-state key file: the generated key first (JupyterHub encrypts with it),
+    then hubPreviousCryptKeys, which it only decrypts with (jupyterhub/crypto.py CryptKeeper:
+    MultiFernet over all keys; jupyterhub/user.py re-saves auth_state read with several keys)."""
+    if service.previous_crypt_keys is None:
+        return generated
+    return pulumi.Output.all(generated, service.previous_crypt_keys).apply(
+        lambda keys: f"{keys[0]};{keys[1]}")
+
+
 class Platform(pulumi.ComponentResource):
     url: pulumi.Output[str]
     secrets: PlatformSecrets
@@ -64,10 +75,12 @@ class Platform(pulumi.ComponentResource):
         networks = Networks(backend=backend.name, frontend=frontend.name)
         cleanup = user_server_cleanup(f"{name}-user-server-cleanup", args.engine, frontend.name,
                                       self)
-        self.secrets = secrets = PlatformSecrets(f"{name}-secrets", service, opts=child)
+        self.secrets = secrets = PlatformSecrets(
+            f"{name}-secrets", SecretsArgs(service, keep=args.keep_state), opts=child)
 
         postgres = Postgres(f"{name}-postgres", PostgresArgs(
-            prefix, args.data_dir, networks, secrets.postgres_password), opts=child)
+            prefix, args.data_dir, networks, secrets.postgres_password, args.build_platform),
+            opts=child)
         hub_needs = [postgres.container]
         if service.auth == "ldap":  # GitHub logins need no directory
             ldap = Ldap(f"{name}-ldap", LdapArgs(
@@ -79,17 +92,24 @@ class Platform(pulumi.ComponentResource):
                       opts=child)
         images = NotebookImages(f"{name}-images", NotebookImagesArgs(
             prefix, service.images, args.build_platform), opts=child)
+        hub_db_dump = HubDbBackup(f"{name}-hub-db-backup", HubDbBackupArgs(
+            prefix, args.data_dir, networks, postgres.image.repo_digest,
+            secrets.postgres_password, postgres.container, hub_jupyterhub_version()), opts=child)
+        # The hub's menu input waits for the dump's gate: a failed dump fails the deploy
+        # before the hub (which upgrades its schema at start) is created or replaced.
+        menu = pulumi.Output.all(images.menu, hub_db_dump.gate).apply(lambda v: v[0])
         site_and_url = publishing.address.apply(
             lambda a: public_site(service.domain, a, publishing.https_port))
         self.url = site_and_url.apply(lambda s: s[1])
         hub = Hub(f"{name}-hub", HubArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             frontend_name=frontend.name, service=service, public_url=self.url,
-            images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
+            images=menu, cookie_secret=secrets.cookie_secret,
+            crypt_key=crypt_keys(secrets.crypt_key, service),
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
             # The hub goes before the cleanup step, which removes user servers before the network.
-            depends_on=[*hub_needs, proxy.container, cleanup], platform=args.build_platform),
-            opts=child)
+            depends_on=[*hub_needs, proxy.container, cleanup, hub_db_dump.container],
+            platform=args.build_platform), opts=child)
         Tls(f"{name}-tls", TlsArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             site=site_and_url.apply(lambda s: s[0]), acme_email=service.acme_email,

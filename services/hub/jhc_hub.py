@@ -226,6 +226,11 @@ def apply(c: Any, s: HubSettings) -> None:
     c.CryptKeeper.keys = list(s.crypt_keys)
     c.Authenticator.enable_auth_state = True
     _db(c, s)
+    # A schema older than this JupyterHub is upgraded at start (jupyterhub/app.py init_db ->
+    # dbutil.upgrade_if_needed: orm.check_db_revision, then alembic upgrade on a mismatch; an
+    # empty database is stamped). Safe because Pulumi dumps the database first whenever the
+    # hub's JupyterHub version changes (components/platform/hub_db_backup.py).
+    c.JupyterHub.upgrade_db = True
 
     # who may log in
     c.Authenticator.username_pattern = LOGIN_PATTERN

@@ -9,7 +9,8 @@ packages=(
   shellcheck                      # lint of the bootstrap scripts
   e2fsprogs util-linux iptables   # the data-volume and metadata-block scripts, run in tests
   systemd                         # systemd-analyze calendar checks the prune schedule
-  caddy                           # `caddy adapt` validates the rendered Caddyfile
+  caddy                           # the rendered Caddyfile, adapted and served for real
+  openssh-server                  # `sshd -T`: our drop-in wins over cloud-init's
   slapd ldap-utils                # the LDAP bootstrap and reconcile run against a real slapd
   postgresql                      # hub state in a real PostgreSQL (integration tests)
   docker.io debootstrap           # a real Docker engine and a registry-free base image

@@ -275,7 +275,9 @@ def test_render_bootstrap_hardening_settings() -> None:
     assert "olcDisallows: bind_anon" in config
     assert config.count("olcRequires: authc") >= 2
     assert "olcPasswordHash: {ARGON2}" in config
-    assert f"olcModuleLoad: {{1}}argon2 {bootstrap.ARGON2_PARAMS}" in config
+    (module,) = [line for line in config.splitlines()
+                 if line.startswith("olcModuleLoad:") and line.split()[1].endswith("}argon2")]
+    assert_argon2_cost(dict(p.split("=") for p in module.split()[2:]))
     assert "olcRootPW: {ARGON2}$a$b" in config
     assert "to attrs=userPassword by anonymous auth by * none" in config
     assert f'by dn.exact="cn=readonly,{BASE}" read' in config
@@ -390,14 +392,29 @@ def test_readonly_reads_everything_but_userpassword_and_cannot_write(slapd: Slap
     conn.unbind()
 
 
+def assert_argon2_cost(params: dict[str, str]) -> None:
+    """OWASP's minimum cost for Argon2: 19 MiB of memory, 2 passes, 1 lane (literal numbers)."""
+    assert int(params["m"]) >= 19456 and int(params["t"]) >= 2 and int(params["p"]) >= 1, params
+
+
+def argon2_params(stored: str) -> dict[str, str]:
+    """The cost a stored hash was made with: {ARGON2}$argon2id$v=19$m=..,t=..,p=..$salt$hash."""
+    scheme, variant, _version, params, _salt, _digest = stored.split("$")
+    # Debian 12's slapd argon2 module (libargon2) makes argon2i; argon2id would be preferred.
+    assert scheme == "{ARGON2}" and variant in ("argon2i", "argon2id"), stored[:20]
+    return dict(p.split("=") for p in params.split(","))
+
+
 def test_stored_hashes_are_argon2_never_md5(slapd: Slapd) -> None:
     stored = entry(slapd, f"cn=readonly,{BASE}", ["userPassword"])["userPassword"]
     assert len(stored) == 1 and stored[0].startswith("{ARGON2}$argon2")
+    assert_argon2_cost(argon2_params(stored[0]))  # the hash slapd made, not our constant
     mdb_ldif = (slapd.config_dir / "cn=config" / "olcDatabase={1}mdb.ldif").read_text()
     root_pw = [line for line in mdb_ldif.replace("\n ", "").splitlines()  # LDIF unfolding
                if line.startswith("olcRootPW")]
     assert len(root_pw) == 1 and root_pw[0].startswith("olcRootPW:: ")
-    assert base64.b64decode(root_pw[0].split(" ", 1)[1]).startswith(b"{ARGON2}$argon2")
+    root_hash = base64.b64decode(root_pw[0].split(" ", 1)[1]).decode()
+    assert_argon2_cost(argon2_params(root_hash))
     everything = "".join(p.read_text() for p in slapd.config_dir.rglob("*.ldif"))
     assert slapd.admin_password not in everything
     assert "MD5}" not in everything
@@ -439,7 +456,7 @@ def test_reconcile_creates_then_is_a_noop(fresh: Slapd) -> None:
     assert alice["cn"] == ["Alice Tester"] and alice["sn"] == ["Tester"]
     assert alice["mail"] == ["alice@example.org"] and "mail" not in entry(fresh, udn("bob"))
     assert alice["description"] == [reconcile.MANAGED]
-    assert alice["userPassword"][0].startswith("{ARGON2}$argon2")
+    assert_argon2_cost(argon2_params(alice["userPassword"][0]))  # hashed by slapd itself
     physics = entry(fresh, gdn("physics"))
     assert "posixGroup" in physics["objectClass"] and physics["gidNumber"] == ["234567"]
     assert physics["memberUid"] == ["alice"]

@@ -917,21 +917,31 @@ def test_dockerfile():
     copy = next(line for line in instructions if line.startswith("COPY jupyterhub_config.py"))
     # the config imports its helper module, so both must be in the image, side by side
     assert copy.split()[1:] == ["jupyterhub_config.py", "jhc_hub.py", "jhc_ids.py",
-                                  "/etc/jupyterhub/"]
+                                  "jhc_uid_registry.py", "/etc/jupyterhub/"]
     assert 'CMD ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]' in instructions
     assert "-r /tmp/jhc-hub-requirements.txt" in text
 
 
-def test_github_login_gets_the_stacks_name_derived_uid(load, github_env):
-    from components.accounts import UID_BASE as STACK_UID_BASE
-    from components.accounts import derived_id as stack_derived_id
+def test_github_logins_get_registered_uids(load, github_env, tmp_path, monkeypatch):
+    """The hook asks the hub's database (here its default SQLite file) for the uid."""
+    import hashlib
 
-    cfg = load({**github_env, "JHC_SHARED_HOST_DIR": "none"})
-    spawner = make_spawner(cfg, FakeUser("octo-cat", (), None))
-    spawner.user_options = {}
-    run(cfg.Spawner.pre_spawn_hook(spawner))
-    # the same number the Pulumi program would write into LDAP for that name
-    assert spawner.environment["NB_UID"] == str(stack_derived_id("octo-cat", STACK_UID_BASE))
+    monkeypatch.chdir(tmp_path)  # the SQLite db_url is relative to the hub's directory
+    cfg = load({**github_env, "JHC_SHARED_HOST_DIR": "none",
+                "JHC_UIDS_JSON": json.dumps({"declared": 5001})})
+
+    def spawn(name: str) -> int:
+        spawner = make_spawner(cfg, FakeUser(name, (), None))
+        spawner.user_options = {}
+        run(cfg.Spawner.pre_spawn_hook(spawner))
+        return int(spawner.environment["NB_UID"])
+
+    # The first choice is the name-derived uid earlier versions gave: homes keep their owner.
+    first = 200_000 + int.from_bytes(hashlib.sha256(b"octo-cat").digest()[:8], "big") % 1_000_000
+    assert spawn("octo-cat") == first
+    assert spawn("declared") == 5001
+    assert spawn("octo-cat") == first
+    assert (tmp_path / "jupyterhub.sqlite").exists()  # remembered in the hub's database
 
 
 def test_shared_dir_made_group_writable_before_spawn(load, base_env, tmp_path):

@@ -563,6 +563,44 @@ def test_reconcile_refuses_uid_taken_by_a_disabled_user(fresh: Slapd) -> None:
     assert not fresh.admin().search(udn("carol"), "(objectClass=*)", ldap3.BASE)
 
 
+def _colliding_pair() -> tuple[str, str]:
+    """Two generated names whose name-derived uids (the first choice) are equal."""
+    owner: dict[int, str] = {}
+    for i in range(100_000):
+        uid = desired.probe_uid(f"s{i}", 0)
+        if uid in owner:
+            return owner[uid], f"s{i}"
+        owner[uid] = f"s{i}"
+    raise AssertionError("no collision")
+
+
+def test_reconcile_assigns_free_uids_that_never_move(fresh: Slapd) -> None:
+    """Users without a uid: LDAP keeps each assignment; collisions need no manual step."""
+    a, b = _colliding_pair()
+
+    def auto(name: str) -> dict[str, Any]:
+        return {k: v for k, v in user(name, 0, f"{name}-pw").items() if k != "uid"}
+
+    def uid_number(name: str) -> int:
+        return int(entry(fresh, udn(name), ["uidNumber"])["uidNumber"][0])
+
+    summary(run_reconcile(fresh, doc(fresh, [auto(a), user("carol", 5001, "c-pw")]), "--json"))
+    assert uid_number(a) == desired.probe_uid(a, 0)  # the uid earlier versions gave
+    # b collides with a; declared first, it must still not take a's number.
+    counts = summary(run_reconcile(fresh, doc(fresh, [auto(b), auto(a), auto("carol")]), "--json"))
+    assert counts["users"]["created"] == 1
+    assert uid_number(a) == desired.probe_uid(a, 0)
+    assert uid_number(b) == desired.probe_uid(b, 1)
+    assert uid_number("carol") == 5001  # its explicit uid left the config; LDAP remembers it
+    # a leaves (disabled, uid reserved), then a newcomer and a's return: nothing moves.
+    summary(run_reconcile(fresh, doc(fresh, [auto(b)]), "--json"))
+    summary(run_reconcile(fresh, doc(fresh, [auto("dave"), auto(a), auto(b)]), "--json"))
+    assert (uid_number(a), uid_number(b)) == (desired.probe_uid(a, 0), desired.probe_uid(b, 1))
+    assert fresh.can_bind(udn(a), f"{a}-pw")
+    numbers = [uid_number(n) for n in (a, b, "carol", "dave")]
+    assert len(set(numbers)) == 4
+
+
 def test_reconcile_never_touches_unmanaged_entries(fresh: Slapd) -> None:
     admin = fresh.admin()
     assert admin.add(udn("mallory"), ["inetOrgPerson", "posixAccount"],

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
-from components.accounts import UID_BASE, derived_id
 from harness import Declared, Run, plain, run_program
 
 USERS = [
@@ -178,7 +177,7 @@ def test_ldap_reconcile_input_matches_declared_users(dev: Run) -> None:
     users = {u["name"]: u for u in desired["users"]}
     assert set(users) == {"alice", "bob", "carol"}
     assert users["carol"]["uid"] == 4242
-    assert users["alice"]["uid"] == derived_id("alice", UID_BASE)
+    assert "uid" not in users["alice"]  # assigned by the reconcile, remembered in LDAP
     assert users["alice"]["cn"] == "Alice Liddell" and users["alice"]["mail"] == "alice@example.org"
     assert users["bob"]["password"] == "correct-horse-battery"
     assert users["alice"]["password"] == "generated-jhc-secrets-user-alice-Zq8"

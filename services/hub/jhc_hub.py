@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jhc_ids import UID_BASE, derived_id
-
 log = logging.getLogger("jhc_hub")
 
 #: Primary group of every platform user inside user containers (docker-stacks "users").
@@ -484,7 +482,8 @@ class SpawnSettings:
     shared_host_dir: str | None
     datasets: tuple[Dataset, ...]
     uid_map: Mapping[str, int]
-    derive_uids: bool = False  # GitHub logins: uid from the name when not in uid_map
+    derive_uids: bool = False  # GitHub logins: uid from the registry when not in uid_map
+    uid_registry_url: str | None = None  # the hub's db_url (jhc_uid_registry)
     shared_hub_dir: str | None = None  # the shared dir as mounted into the hub, if it is
 
 
@@ -521,7 +520,7 @@ def make_pre_spawn_hook(settings: SpawnSettings) -> Callable[[Any], Any]:
     """Spawner.pre_spawn_hook: pick the image, create the home, set uid/mounts/env.
 
     The uid comes from the LDAP uidNumber saved in auth_state at login, or, for GitHub
-    users, from JHC_UIDS_JSON or else derived from the name (jhc_ids). Without one (an LDAP
+    users, from JHC_UIDS_JSON or else the hub's uid registry (jhc_uid_registry). Without one (an LDAP
     login whose auth_state was lost) the spawn is refused: running as the image's
     default uid would give every user the same owner on disk.
     """
@@ -533,9 +532,11 @@ def make_pre_spawn_hook(settings: SpawnSettings) -> Callable[[Any], Any]:
         uid = uid_from_auth_state(auth_state)
         if uid is None:
             uid = settings.uid_map.get(username)
-        if uid is None and settings.derive_uids:
-            # A GitHub login has no LDAP entry: the same name-derived uid the stack would give.
-            uid = derived_id(username, UID_BASE)
+        if uid is None and settings.derive_uids and settings.uid_registry_url:
+            # A GitHub login has no LDAP entry: a uid assigned once, kept in the hub's database.
+            from jhc_uid_registry import registry
+
+            uid = registry(settings.uid_registry_url, settings.uid_map).uid_for(username)
         if uid is None:
             raise HomeDirError(
                 f"no uidNumber known for {username!r}: log out and in again, "
@@ -775,6 +776,7 @@ def _spawner(c: Any, env: Env) -> None:
         datasets=tuple(datasets),
         uid_map=_uid_map(env),
         derive_uids=env.str("JHC_AUTH", "ldap") == "github",
+        uid_registry_url=c.JupyterHub.db_url,
         shared_hub_dir=env.abspath("JHC_SHARED_HUB_DIR", None) if shared else None,
     )
 

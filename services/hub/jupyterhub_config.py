@@ -77,9 +77,9 @@ JHC_ALLOWED_USERS             no      (none)                     comma list of u
                                                                  in
 JHC_BLOCKED_USERS             no      (none)                     comma list of users never allowed
                                                                  to log in
-JHC_UIDS_JSON                 no      {}                         {"user": uid} for users without an
-                                                                 LDAP uidNumber (GitHub users need
-                                                                 one to spawn)
+JHC_UIDS_JSON                 no      {}                         {"user": uid}: explicit uids of
+                                                                 GitHub users (others: registered
+                                                                 in the hub's database)
 JHC_IMAGES_JSON               yes                                image menu: [{"name",
                                                                  "display_name", "image", "groups":
                                                                  [...]}]; image = local reference or

@@ -158,3 +158,20 @@ def test_admins_merge_flags_and_list() -> None:
     service = load(users=[{"name": "alice", "admin": True}, {"name": "bob"}],
                    adminUsers=["Octocat"]).service
     assert service.admins == ("alice", "octocat")
+
+
+def test_configured_secrets_stay_secret_outputs() -> None:
+    """Wherever the program passes them (files, env, outputs), Pulumi keeps them encrypted
+    only if they are secret Outputs from the start; a container input that happens to hold
+    another secret would hide a plain one (the whole input gets marked)."""
+    import asyncio
+
+    from pulumi.runtime.sync_await import _sync_await
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    service = load(auth="github", githubClientId="x", githubClientSecret="gh-secret-value",
+                   githubAllowedOrgs=["lab"],
+                   users=[{"name": "alice", "password": "a-long-enough-secret"}]).service
+    for output in (service.github.client_secret, service.users[0].password):
+        assert _sync_await(output.is_secret()) is True
+        assert _sync_await(output.future()) in ("gh-secret-value", "a-long-enough-secret")

@@ -2,6 +2,12 @@
 
 Mocks never see resource options, so the harness also wraps resource construction to record them
 (protect, retain_on_delete, ignore_changes, depends_on, parent, provider).
+
+Speed (bench/program_under_mocks.py): the SDK captures a stack trace for every resource
+(traceback.extract_stack, reading source lines) to send to the engine as source positions;
+the mock monitor ignores them (pulumi/runtime/mocks.py never reads stackTrace), so the harness
+skips that capture. Runs are cached per (stack, config, mocked outputs); a Run must not be
+mutated, and `fresh=True` forces a new run (e.g. to compare two runs).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from typing import Any
 from unittest import mock
 
 import pulumi
+import pulumi.runtime.resource
 import yaml
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
 
@@ -118,9 +126,23 @@ def stack_config(stack_file: Path) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
 
 
+_RUNS: dict[str, Run] = {}
+
+
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
-                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = ()) -> Run:
+                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = (),
+                fresh: bool = False) -> Run:
     """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed."""
+    key = json.dumps([stack, overrides, sorted(remove), sorted(secret_keys), COMPUTED, CALLS],
+                     sort_keys=True, default=str)
+    if not fresh and key in _RUNS:
+        return _RUNS[key]
+    _RUNS[key] = run = _run_program(stack, overrides, remove, secret_keys)
+    return run
+
+
+def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[str, ...],
+                 secret_keys: tuple[str, ...]) -> Run:
     config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
     for key in remove:
         config.pop(f"{PROJECT}:{key}", None)
@@ -151,7 +173,8 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
     with mock.patch.object(pulumi.Resource, "__init__", recording_init), \
-            mock.patch.object(pulumi, "export", export):
+            mock.patch.object(pulumi, "export", export), \
+            mock.patch.object(pulumi.runtime.resource, "_get_stack_trace", source_pb2.StackTrace):
         program()
     outputs = {k: _sync_await(o.future()) for k, o in exports.items()}
     secrets = {k for k, o in exports.items() if _sync_await(o.is_secret())}

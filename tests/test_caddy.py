@@ -25,6 +25,7 @@ import pytest
 
 from components.templates import render_caddyfile
 
+pytestmark = pytest.mark.needs("caddy")
 HUB_CSP = "frame-ancestors 'none'; report-uri /hub/security/csp-report"  # JupyterHub >= 4.1
 SITES = [("198.51.100.10", None, False), ("hub.example.org", "ops@example.org", True)]
 

@@ -266,6 +266,7 @@ def test_service_settings_never_touch_the_vm(stack: str) -> None:
         assert changed.resources[r.name].plain == r.plain, r.name
 
 
+@pytest.mark.needs("caddy")
 def test_caddyfile_is_valid_for_caddy(tmp_path) -> None:
     from components.templates import render_caddyfile
     for args in (("198.51.100.10", None, False), ("hub.example.org", "a@example.org", True),
@@ -318,7 +319,7 @@ def test_every_service_state_is_on_the_data_volume(dev: Run) -> None:
 def test_a_second_run_with_the_same_config_changes_nothing(dev: Run) -> None:
     """`pulumi up` twice with the same config must declare identical inputs: a secret made
     anew each run (keepers that change, a value generated in Python) would be replaced."""
-    again = service_run("dev")
+    again = run_program("dev", overrides=SERVICE, secret_keys=("users",), fresh=True)
     assert set(again.resources) == set(dev.resources)
     for name, r in dev.resources.items():
         assert again.resources[name].plain == r.plain, name

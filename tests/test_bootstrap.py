@@ -517,7 +517,7 @@ def test_state_layout_is_created(tmp_path):
 def test_waits_for_a_volume_attached_after_boot(tmp_path):
     vol = Volume(tmp_path)
     disk = tmp_path / "late.img"
-    timer = threading.Timer(3.0, image, args=(disk,))
+    timer = threading.Timer(1.5, image, args=(disk,))  # appears after the first look
     timer.start()
     try:
         started = time.monotonic()
@@ -525,17 +525,17 @@ def test_waits_for_a_volume_attached_after_boot(tmp_path):
     finally:
         timer.join()
     assert run.returncode == 0, run.stderr
-    assert time.monotonic() - started >= 3.0
+    assert time.monotonic() - started >= 1.5
     assert superblock(disk)["Filesystem volume name"] == DATA_FS_LABEL
 
 
 def test_gives_up_with_a_clear_error(tmp_path):
     vol = Volume(tmp_path)
     started = time.monotonic()
-    run = vol.run([tmp_path / "nothing-here"], timeout=2)
+    run = vol.run([tmp_path / "nothing-here"], timeout=1)
     assert run.returncode != 0
     assert time.monotonic() - started < 30
-    assert "no data volume appeared within 2s" in run.stderr
+    assert "no data volume appeared within 1s" in run.stderr
     assert str(tmp_path / "nothing-here") in run.stderr
     assert not vol.fstab.exists() or "nofail" not in vol.fstab.read_text()
 
@@ -545,7 +545,7 @@ def test_generic_name_with_a_foreign_filesystem_is_never_taken(tmp_path):
     vol = Volume(tmp_path)
     other = image(tmp_path / "ephemeral.img")
     subprocess.run(["mkfs.ext4", "-q", "-L", "ephemeral0", str(other)], check=True)
-    run = vol.run([other], timeout=2)
+    run = vol.run([other], timeout=1)
     assert run.returncode != 0
     assert "skipping" in run.stderr
     assert superblock(other)["Filesystem volume name"] == "ephemeral0"

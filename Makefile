@@ -21,7 +21,7 @@ lint: $(VENV)/.installed
 # Installs only the system tools the unit tests run (caddy, slapd, cloud-init, sshd, ...).
 unit: $(VENV)/.installed
 	bash scripts/install-system-deps.sh unit
-	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest -m "not integration" -n auto --dist loadfile
 
 integration: deps
 	$(PY) -m pytest -m integration

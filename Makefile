@@ -18,8 +18,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt services/hub/requireme
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
+# Installs only the system tools the unit tests run (caddy, slapd, cloud-init, sshd, ...).
 unit: $(VENV)/.installed
-	$(PY) -m pytest -m "not integration"
+	bash scripts/install-system-deps.sh unit
+	$(PY) -m pytest -m "not integration" -n auto --dist loadfile
 
 integration: deps
 	$(PY) -m pytest -m integration

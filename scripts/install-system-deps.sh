@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real: the Debian packages below and, from npm,
 # configurable-http-proxy (into .cache/npm, not globally). Idempotent and quick when done.
+# `install-system-deps.sh unit`: only what `make unit` (pytest -m "not integration") runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode="${1:-all}"
 
-packages=(
+unit_packages=(
   cloud-init                      # `cloud-init schema` validates the rendered user_data
   shellcheck                      # lint of the bootstrap scripts
   e2fsprogs util-linux iptables   # the data-volume and metadata-block scripts, run in tests
   systemd                         # systemd-analyze calendar checks the prune schedule
-  caddy                           # `caddy adapt` validates the rendered Caddyfile
+  caddy                           # the rendered Caddyfile, adapted and served for real
+  openssh-server                  # `sshd -T`: our drop-in wins over cloud-init's
   slapd ldap-utils                # the LDAP bootstrap and reconcile run against a real slapd
+)
+integration_packages=(
   postgresql                      # hub state in a real PostgreSQL (integration tests)
   restic                          # services/backup/jhc-backup, run for real in tests
   docker.io debootstrap           # a real Docker engine and a registry-free base image
   openssh-server openssh-client   # `sshd -T` checks the bootstrap's sshd drop-in; ssh-keygen
 )
-# Node.js may come from elsewhere than Debian (then Debian's npm would conflict with it).
-command -v npm >/dev/null || packages+=(nodejs npm)  # configurable-http-proxy
+packages=("${unit_packages[@]}")
+if [[ "$mode" != unit ]]; then
+  packages+=("${integration_packages[@]}")
+  # Node.js may come from elsewhere than Debian (then Debian's npm would conflict with it).
+  command -v npm >/dev/null || packages+=(nodejs npm)  # configurable-http-proxy
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,6 +53,7 @@ if (( ${#missing[@]} )); then
   apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+[[ "$mode" == unit ]] && exit 0
 chp_version=5.3.0
 if [[ ! -x .cache/npm/node_modules/.bin/configurable-http-proxy ]] ||
    ! grep -q "\"version\": \"$chp_version\"" .cache/npm/node_modules/configurable-http-proxy/package.json; then

@@ -2,6 +2,12 @@
 
 Mocks never see resource options, so the harness also wraps resource construction to record them
 (protect, retain_on_delete, ignore_changes, depends_on, parent, provider).
+
+Speed (bench/program_under_mocks.py): the SDK captures a stack trace for every resource
+(traceback.extract_stack, reading source lines) to send to the engine as source positions;
+the mock monitor ignores them (pulumi/runtime/mocks.py never reads stackTrace), so the harness
+skips that capture. Runs are cached per (stack, config, mocked outputs); a Run must not be
+mutated, and `fresh=True` forces a new run (e.g. to compare two runs).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import runpy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +24,9 @@ from typing import Any
 from unittest import mock
 
 import pulumi
+import pulumi.runtime.resource
 import yaml
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
 
@@ -133,12 +142,27 @@ def stack_config(stack_file: Path) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
 
 
+_RUNS: dict[str, Run] = {}
+
+
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
                 remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = (),
-                preview: bool = False) -> Run:
+                preview: bool = False, fresh: bool = False) -> Run:
     """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed.
 
-    preview=True runs it as `pulumi preview` does: outputs of new resources are unknown."""
+    preview=True runs it as `pulumi preview` does: outputs of new resources are unknown.
+    An identical earlier run (same config, same mocks, same shell) is reused unless `fresh`."""
+    key = json.dumps([stack, overrides, sorted(remove), sorted(secret_keys), preview, COMPUTED,
+                      CALLS, {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONTEXT")}],
+                     sort_keys=True, default=str)
+    if not fresh and key in _RUNS:
+        return _RUNS[key]
+    _RUNS[key] = run = _run_program(stack, overrides, remove, secret_keys, preview)
+    return run
+
+
+def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[str, ...],
+                 secret_keys: tuple[str, ...], preview: bool) -> Run:
     config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
     for key in remove:
         config.pop(f"{PROJECT}:{key}", None)
@@ -180,7 +204,8 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
 
     with mock.patch.object(pulumi.Resource, "__init__", recording_init), \
             mock.patch.object(pulumi.resource, "register_resource", recording_register), \
-            mock.patch.object(pulumi, "export", export):
+            mock.patch.object(pulumi, "export", export), \
+            mock.patch.object(pulumi.runtime.resource, "_get_stack_trace", source_pb2.StackTrace):
         program()
     outputs = {k: _sync_await(o.future()) for k, o in exports.items()}
     secrets = {k for k, o in exports.items() if _sync_await(o.is_secret())}

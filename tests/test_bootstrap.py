@@ -188,8 +188,34 @@ def test_ssh_is_key_only_without_root():
                         "KbdInteractiveAuthentication": "no", "PubkeyAuthentication": "yes",
                         # room for parallel Docker sessions (tests/test_lifecycle.py)
                         "MaxStartups": "50:30:200"}
-    # sshd keeps the first value it reads: our drop-in must sort before cloud-init's 50-*.
-    assert "10-jupyterhub-cloud.conf" < "50-cloud-init.conf"
+
+
+def test_ssh_drop_in_wins_over_cloud_inits(tmp_path):
+    """The real sshd's effective config, with cloud-init's drop-in enabling passwords beside ours.
+
+    sshd keeps the first value it reads and includes sshd_config.d/*.conf in name order,
+    as Debian's sshd_config does; cloud-init writes 50-cloud-init.conf when ssh_pwauth is set.
+    """
+    sshd = need_tool("sshd")
+    keygen = need_tool("ssh-keygen")
+    drop_ins = tmp_path / "sshd_config.d"
+    drop_ins.mkdir()
+    path = "/etc/ssh/sshd_config.d/10-jupyterhub-cloud.conf"
+    (drop_ins / Path(path).name).write_text(files_of(OPENSTACK)[path]["content"])
+    (drop_ins / "50-cloud-init.conf").write_text(
+        "PasswordAuthentication yes\nKbdInteractiveAuthentication yes\nPermitRootLogin yes\n")
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")],
+                   check=True)
+    (tmp_path / "sshd_config").write_text(f"Include {drop_ins}/*.conf\nHostKey {tmp_path}/key\n")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd -T checks its privilege separation dir
+    result = subprocess.run([sshd, "-T", "-f", str(tmp_path / "sshd_config")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    effective = dict(line.split(None, 1) for line in result.stdout.splitlines() if " " in line)
+    assert effective["passwordauthentication"] == "no"
+    assert effective["kbdinteractiveauthentication"] == "no"
+    assert effective["permitrootlogin"] == "no"
 
 
 def test_unattended_upgrades_enabled():
@@ -493,7 +519,7 @@ def test_state_layout_is_created(tmp_path):
 def test_waits_for_a_volume_attached_after_boot(tmp_path):
     vol = Volume(tmp_path)
     disk = tmp_path / "late.img"
-    timer = threading.Timer(3.0, image, args=(disk,))
+    timer = threading.Timer(1.5, image, args=(disk,))  # appears after the first look
     timer.start()
     try:
         started = time.monotonic()
@@ -501,17 +527,17 @@ def test_waits_for_a_volume_attached_after_boot(tmp_path):
     finally:
         timer.join()
     assert run.returncode == 0, run.stderr
-    assert time.monotonic() - started >= 3.0
+    assert time.monotonic() - started >= 1.5
     assert superblock(disk)["Filesystem volume name"] == DATA_FS_LABEL
 
 
 def test_gives_up_with_a_clear_error(tmp_path):
     vol = Volume(tmp_path)
     started = time.monotonic()
-    run = vol.run([tmp_path / "nothing-here"], timeout=2)
+    run = vol.run([tmp_path / "nothing-here"], timeout=1)
     assert run.returncode != 0
     assert time.monotonic() - started < 30
-    assert "no data volume appeared within 2s" in run.stderr
+    assert "no data volume appeared within 1s" in run.stderr
     assert str(tmp_path / "nothing-here") in run.stderr
     assert not vol.fstab.exists() or "nofail" not in vol.fstab.read_text()
 
@@ -521,7 +547,7 @@ def test_generic_name_with_a_foreign_filesystem_is_never_taken(tmp_path):
     vol = Volume(tmp_path)
     other = image(tmp_path / "ephemeral.img")
     subprocess.run(["mkfs.ext4", "-q", "-L", "ephemeral0", str(other)], check=True)
-    run = vol.run([other], timeout=2)
+    run = vol.run([other], timeout=1)
     assert run.returncode != 0
     assert "skipping" in run.stderr
     assert superblock(other)["Filesystem volume name"] == "ephemeral0"
@@ -597,6 +623,7 @@ def test_mounts_for_real_and_survives_a_rerun(tmp_path):
 def test_metadata_block_in_a_private_network_namespace(tmp_path):
     """Runs the shipped script twice in a new netns: exactly one REJECT rule results."""
     need_tool("iptables")
+    need_tool("ip6tables")
     unshare = need_tool("unshare")
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
@@ -608,12 +635,18 @@ def test_metadata_block_in_a_private_network_namespace(tmp_path):
         pytest.skip("cannot create a network namespace here")
     run = subprocess.run(
         [unshare, "--net", "bash", "-c",
-         f"set -e; iptables -w -N DOCKER-USER; {script}; {script}; iptables -w -S DOCKER-USER"],
+         f"set -e; iptables -w -N DOCKER-USER; ip6tables -w -N DOCKER-USER; {script}; {script};"
+         " iptables -w -S DOCKER-USER; echo ---; ip6tables -w -S DOCKER-USER"],
         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    rules = [r for r in run.stdout.splitlines() if r.startswith("-A DOCKER-USER")]
+    v4, v6 = run.stdout.split("---\n")
+    rules = [r for r in v4.splitlines() if r.startswith("-A DOCKER-USER")]
     assert len(rules) == 1, run.stdout
     assert "-d 169.254.169.254/32" in rules[0] and "-j REJECT" in rules[0]
+    # AWS's IPv6 metadata address (Nitro), when Docker manages ip6tables.
+    rules6 = [r for r in v6.splitlines() if r.startswith("-A DOCKER-USER")]
+    assert len(rules6) == 1, run.stdout
+    assert "-d fd00:ec2::254/128" in rules6[0] and "-j REJECT" in rules6[0]
 
 
 class HostSetup:

@@ -200,8 +200,9 @@ def test_secret_file_checks(load, base_env, tmp_path, var):
     assert "is required" in str(expect_error(load, env, var))
     env[var] = str(tmp_path / "missing")
     assert "cannot read" in str(expect_error(load, env, var))
-    env[var] = _secret(tmp_path / "world", "a1" * 32, 0o644)
-    assert "use 600" in str(expect_error(load, env, var))
+    for mode in (0o644, 0o640, 0o604, 0o660, 0o620, 0o610):  # any group or other bit
+        env[var] = _secret(tmp_path / f"mode{mode:o}", "a1" * 32, mode)
+        assert "use 600" in str(expect_error(load, env, var))
     env[var] = _secret(tmp_path / "empty", "", 0o600)
     expect_error(load, env, var)
 
@@ -365,6 +366,37 @@ def test_ldap_login_records_uid_and_all_groups(load, base_env, monkeypatch):
     assert "(&(objectClass=posixGroup)(memberUid=alice))" in conn.filters
     assert run(auth.check_allowed("alice", result)) is True
     assert run(auth.check_allowed("carol", {"auth_state": {"ldap_groups": []}})) is False
+
+
+def test_ldap_group_filter_matches_the_uid_literally(load, base_env, monkeypatch):
+    """A uid holding filter syntax must be an equality match on that exact value.
+
+    Checked on the filter as an LDAP library parses it (ldap3's parser, what a server
+    would evaluate): unescaped, "x*" would become a substring match over every member.
+    """
+    from ldap3.operation.search import MATCH_EQUAL, parse_filter
+
+    cfg = load(base_env)
+    auth = cfg.JupyterHub.authenticator_class(config=cfg)
+    for uid in ["x*", "a)(cn=*", "b\\c"]:
+        conn = FakeConn()
+        monkeypatch.setattr(
+            FakeConn, "search",
+            lambda self, search_base, search_scope, search_filter, attributes, uid=uid: (
+                self.filters.append(search_filter),
+                setattr(self, "entries", [FakeEntry({"uid": [uid], "uidNumber": [1]})]
+                        if search_filter == "(objectClass=*)" else []))[-1] or True)
+        auth.get_user_attributes(conn, "uid=x,ou=people,dc=jhc,dc=internal")
+        (group_filter,) = [f for f in conn.filters if "posixGroup" in f]
+        tree = parse_filter(group_filter, None, auto_escape=False, auto_encode=False,
+                            validator=None, check_names=False)
+        (and_node,) = tree.elements
+        nodes = {n.assertion["attr"]: n for n in and_node.elements}
+        assert set(nodes) == {"objectClass", "memberUid"}, group_filter
+        member = nodes["memberUid"]
+        assert member.tag == MATCH_EQUAL, group_filter
+        raw = member.assertion["value"].decode()
+        assert re.sub(r"\\([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), raw) == uid
 
 
 def test_ldap_login_without_uidnumber_is_refused(load, base_env, monkeypatch):
@@ -574,10 +606,15 @@ def test_container_limits_and_security(load, base_env):
     assert d.cpu_limit == 1.0
     assert d.extra_create_kwargs == {"user": "root"}
     host = d.extra_host_config
-    assert host["security_opt"] == ["no-new-privileges:true"]
-    assert host["cap_drop"] == ["ALL"]
-    assert sorted(host["cap_add"]) == ["CHOWN", "SETGID", "SETUID"]
-    assert host["pids_limit"] == 1024
+    # The whole host config, not selected keys: anything added later (privileged, devices,
+    # pid/ipc/network modes, extra mounts) widens what user code can reach and must be
+    # reviewed here.
+    assert {k: sorted(v) if isinstance(v, list) else v for k, v in host.items()} == {
+        "security_opt": ["no-new-privileges:true"],
+        "cap_drop": ["ALL"],
+        "cap_add": ["CHOWN", "SETGID", "SETUID"],
+        "pids_limit": 1024,
+    }
     assert cfg.Spawner.disable_user_config is True
     spawner = make_spawner(cfg, FakeUser("bob"))
     assert spawner.mem_limit == 2 * 1024**3
@@ -907,16 +944,26 @@ def test_dockerfile():
     assert "-r /tmp/jhc-hub-requirements.txt" in text
 
 
-def test_github_login_gets_the_stacks_name_derived_uid(load, github_env):
-    from components.config.accounts import UID_BASE as STACK_UID_BASE
-    from components.config.accounts import derived_id as stack_derived_id
+def test_github_logins_get_registered_uids(load, github_env, tmp_path, monkeypatch):
+    """The hook asks the hub's database (here its default SQLite file) for the uid."""
+    import hashlib
 
-    cfg = load({**github_env, "JHC_SHARED_HOST_DIR": "none"})
-    spawner = make_spawner(cfg, FakeUser("octo-cat", (), None))
-    spawner.user_options = {}
-    run(cfg.Spawner.pre_spawn_hook(spawner))
-    # the same number the Pulumi program would write into LDAP for that name
-    assert spawner.environment["NB_UID"] == str(stack_derived_id("octo-cat", STACK_UID_BASE))
+    monkeypatch.chdir(tmp_path)  # the SQLite db_url is relative to the hub's directory
+    cfg = load({**github_env, "JHC_SHARED_HOST_DIR": "none",
+                "JHC_UIDS_JSON": json.dumps({"declared": 5001})})
+
+    def spawn(name: str) -> int:
+        spawner = make_spawner(cfg, FakeUser(name, (), None))
+        spawner.user_options = {}
+        run(cfg.Spawner.pre_spawn_hook(spawner))
+        return int(spawner.environment["NB_UID"])
+
+    # The first choice is the name-derived uid earlier versions gave: homes keep their owner.
+    first = 200_000 + int.from_bytes(hashlib.sha256(b"octo-cat").digest()[:8], "big") % 1_000_000
+    assert spawn("octo-cat") == first
+    assert spawn("declared") == 5001
+    assert spawn("octo-cat") == first
+    assert (tmp_path / "jupyterhub.sqlite").exists()  # remembered in the hub's database
 
 
 def test_shared_dir_made_group_writable_before_spawn(load, base_env, tmp_path):

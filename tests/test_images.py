@@ -7,6 +7,7 @@ would change user environments on every rebuild of the host.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,43 @@ def test_hub_pins_are_read_from_requirements_and_dockerfile(tmp_path: Path) -> N
         "ARG JUPYTERHUB_VERSION=6.0.0\nFROM quay.io/jupyterhub/jupyterhub:${JUPYTERHUB_VERSION}\n"
     )
     assert set(hub_pins(tmp_path).values()) == {"6.0.0"}
+
+
+def run_instructions(dockerfile: Path) -> tuple[dict[str, str], list[str]]:
+    """ARG defaults and shell-form RUN commands, continuation lines joined (as Docker reads them)."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    args: dict[str, str] = {}
+    runs: list[str] = []
+    for line in text.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word.upper() == "ARG" and "=" in rest:
+            name, value = rest.strip().split("=", 1)
+            args[name] = value.strip("\"'")
+        elif word.upper() == "RUN":
+            runs.append(rest)
+    return args, runs
+
+
+@pytest.mark.parametrize("name", sorted(image_dockerfiles(IMAGES)))
+def test_build_installs_exactly_the_hubs_jupyterhub(name: str, tmp_path: Path) -> None:
+    """Runs the image's RUN commands in bash with logging stand-ins for pip and fix-permissions:
+    what pip is asked to install, after the shell expanded the build args, must pin jupyterhub
+    to the hub's version (read from the hub's requirements.txt, the image's truth)."""
+    from packaging.requirements import Requirement
+
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for tool in ("pip", "fix-permissions"):
+        (stubs / tool).write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > {tmp_path}/{tool}.args\n')
+        (stubs / tool).chmod(0o755)
+    args, runs = run_instructions(image_dockerfiles(IMAGES)[name])
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "CONDA_DIR": "/opt/conda", "NB_USER": "jovyan", **args}
+    for command in runs:
+        subprocess.run(["bash", "-c", command], env=env, check=True)
+    pip_args = (tmp_path / "pip.args").read_text().splitlines()
+    assert pip_args[0] == "install"
+    wanted = [Requirement(a) for a in pip_args[1:] if not a.startswith("-")]
+    hub_version = jupyterhub_version_in_requirements(HUB / "requirements.txt")
+    (hub,) = [r for r in wanted if r.name.lower() == "jupyterhub"]
+    assert str(hub.specifier) == f"=={hub_version}"
+    assert all(str(r.specifier).startswith("==") for r in wanted), wanted

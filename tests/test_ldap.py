@@ -275,7 +275,9 @@ def test_render_bootstrap_hardening_settings() -> None:
     assert "olcDisallows: bind_anon" in config
     assert config.count("olcRequires: authc") >= 2
     assert "olcPasswordHash: {ARGON2}" in config
-    assert f"olcModuleLoad: {{1}}argon2 {bootstrap.ARGON2_PARAMS}" in config
+    (module,) = [line for line in config.splitlines()
+                 if line.startswith("olcModuleLoad:") and line.split()[1].endswith("}argon2")]
+    assert_argon2_cost(dict(p.split("=") for p in module.split()[2:]))
     assert "olcRootPW: {ARGON2}$a$b" in config
     assert "to attrs=userPassword by anonymous auth by * none" in config
     assert f'by dn.exact="cn=readonly,{BASE}" read' in config
@@ -390,14 +392,29 @@ def test_readonly_reads_everything_but_userpassword_and_cannot_write(slapd: Slap
     conn.unbind()
 
 
+def assert_argon2_cost(params: dict[str, str]) -> None:
+    """OWASP's minimum cost for Argon2: 19 MiB of memory, 2 passes, 1 lane (literal numbers)."""
+    assert int(params["m"]) >= 19456 and int(params["t"]) >= 2 and int(params["p"]) >= 1, params
+
+
+def argon2_params(stored: str) -> dict[str, str]:
+    """The cost a stored hash was made with: {ARGON2}$argon2id$v=19$m=..,t=..,p=..$salt$hash."""
+    scheme, variant, _version, params, _salt, _digest = stored.split("$")
+    # Debian 12's slapd argon2 module (libargon2) makes argon2i; argon2id would be preferred.
+    assert scheme == "{ARGON2}" and variant in ("argon2i", "argon2id"), stored[:20]
+    return dict(p.split("=") for p in params.split(","))
+
+
 def test_stored_hashes_are_argon2_never_md5(slapd: Slapd) -> None:
     stored = entry(slapd, f"cn=readonly,{BASE}", ["userPassword"])["userPassword"]
     assert len(stored) == 1 and stored[0].startswith("{ARGON2}$argon2")
+    assert_argon2_cost(argon2_params(stored[0]))  # the hash slapd made, not our constant
     mdb_ldif = (slapd.config_dir / "cn=config" / "olcDatabase={1}mdb.ldif").read_text()
     root_pw = [line for line in mdb_ldif.replace("\n ", "").splitlines()  # LDIF unfolding
                if line.startswith("olcRootPW")]
     assert len(root_pw) == 1 and root_pw[0].startswith("olcRootPW:: ")
-    assert base64.b64decode(root_pw[0].split(" ", 1)[1]).startswith(b"{ARGON2}$argon2")
+    root_hash = base64.b64decode(root_pw[0].split(" ", 1)[1]).decode()
+    assert_argon2_cost(argon2_params(root_hash))
     everything = "".join(p.read_text() for p in slapd.config_dir.rglob("*.ldif"))
     assert slapd.admin_password not in everything
     assert "MD5}" not in everything
@@ -439,7 +456,7 @@ def test_reconcile_creates_then_is_a_noop(fresh: Slapd) -> None:
     assert alice["cn"] == ["Alice Tester"] and alice["sn"] == ["Tester"]
     assert alice["mail"] == ["alice@example.org"] and "mail" not in entry(fresh, udn("bob"))
     assert alice["description"] == [reconcile.MANAGED]
-    assert alice["userPassword"][0].startswith("{ARGON2}$argon2")
+    assert_argon2_cost(argon2_params(alice["userPassword"][0]))  # hashed by slapd itself
     physics = entry(fresh, gdn("physics"))
     assert "posixGroup" in physics["objectClass"] and physics["gidNumber"] == ["234567"]
     assert physics["memberUid"] == ["alice"]
@@ -544,6 +561,44 @@ def test_reconcile_refuses_uid_taken_by_a_disabled_user(fresh: Slapd) -> None:
     result = run_reconcile(fresh, doc(fresh, [user("carol", 2001, "c-pw")]))
     assert result.returncode == 1 and "user carol: uid 2001 is already used" in result.stderr
     assert not fresh.admin().search(udn("carol"), "(objectClass=*)", ldap3.BASE)
+
+
+def _colliding_pair() -> tuple[str, str]:
+    """Two generated names whose name-derived uids (the first choice) are equal."""
+    owner: dict[int, str] = {}
+    for i in range(100_000):
+        uid = desired.probe_uid(f"s{i}", 0)
+        if uid in owner:
+            return owner[uid], f"s{i}"
+        owner[uid] = f"s{i}"
+    raise AssertionError("no collision")
+
+
+def test_reconcile_assigns_free_uids_that_never_move(fresh: Slapd) -> None:
+    """Users without a uid: LDAP keeps each assignment; collisions need no manual step."""
+    a, b = _colliding_pair()
+
+    def auto(name: str) -> dict[str, Any]:
+        return {k: v for k, v in user(name, 0, f"{name}-pw").items() if k != "uid"}
+
+    def uid_number(name: str) -> int:
+        return int(entry(fresh, udn(name), ["uidNumber"])["uidNumber"][0])
+
+    summary(run_reconcile(fresh, doc(fresh, [auto(a), user("carol", 5001, "c-pw")]), "--json"))
+    assert uid_number(a) == desired.probe_uid(a, 0)  # the uid earlier versions gave
+    # b collides with a; declared first, it must still not take a's number.
+    counts = summary(run_reconcile(fresh, doc(fresh, [auto(b), auto(a), auto("carol")]), "--json"))
+    assert counts["users"]["created"] == 1
+    assert uid_number(a) == desired.probe_uid(a, 0)
+    assert uid_number(b) == desired.probe_uid(b, 1)
+    assert uid_number("carol") == 5001  # its explicit uid left the config; LDAP remembers it
+    # a leaves (disabled, uid reserved), then a newcomer and a's return: nothing moves.
+    summary(run_reconcile(fresh, doc(fresh, [auto(b)]), "--json"))
+    summary(run_reconcile(fresh, doc(fresh, [auto("dave"), auto(a), auto(b)]), "--json"))
+    assert (uid_number(a), uid_number(b)) == (desired.probe_uid(a, 0), desired.probe_uid(b, 1))
+    assert fresh.can_bind(udn(a), f"{a}-pw")
+    numbers = [uid_number(n) for n in (a, b, "carol", "dave")]
+    assert len(set(numbers)) == 4
 
 
 def test_reconcile_never_touches_unmanaged_entries(fresh: Slapd) -> None:

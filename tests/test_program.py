@@ -141,6 +141,7 @@ def user_data(run: Run) -> str:
     raise AssertionError("no instance")
 
 
+@pytest.mark.needs("cloud-init")
 @pytest.mark.parametrize("stack", ["dev", "aws"])
 def test_user_data_passes_the_real_cloud_init_schema(stack, request, tmp_path) -> None:
     path = tmp_path / "user-data"

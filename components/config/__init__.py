@@ -24,7 +24,6 @@ from components.config.accounts import (
     GID_BASE,
     NAME,
     RESERVED,
-    UID_BASE,
     Group,
     User,
     assign_ids,
@@ -495,7 +494,7 @@ def _explicit_id(key: str, value: Any) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1000 <= value < 2**31:
         raise ConfigError(key, f"{value!r} is not an id between 1000 and 2147483647",
-                          "Give a whole number, or leave it out to derive one from the name")
+                          "Give a whole number, or leave it out to have one assigned")
     return value
 
 
@@ -516,12 +515,18 @@ def _users(r: _Reader, groups: tuple[Group, ...]) -> tuple[User, ...]:
     items = r.objects("users", {"name", "fullName", "email", "groups", "admin", "uid", "password"})
     names = [_name(f"users[{i}].name", item.get("name")) for i, item in enumerate(items)]
     _unique("users", names)
-    ids, clash = assign_ids(
-        ((n, _explicit_id(f"users[{i}].uid", items[i].get("uid"))) for i, n in enumerate(names)),
-        UID_BASE)
-    if clash:
-        raise ConfigError("users", f"{clash[0]!r} and {clash[1]!r} get the same uid",
-                          f"Give {clash[1]!r} an explicit uid (keep {clash[0]!r}'s: it owns files)")
+    # Only explicit uids are decided here; the others are assigned where they are remembered
+    # (LDAP's reconcile, or the hub's uid registry for GitHub logins), free of collisions.
+    ids: dict[str, int | None] = {}
+    owner: dict[int, str] = {}
+    for i, name in enumerate(names):
+        ids[name] = uid = _explicit_id(f"users[{i}].uid", items[i].get("uid"))
+        if uid is not None and uid in owner:
+            raise ConfigError(f"users[{i}].uid", f"{owner[uid]!r} and {name!r} declare uid {uid}",
+                              f"Keep {owner[uid]!r}'s (it owns files); remove {name!r}'s to "
+                              "have one assigned")
+        if uid is not None:
+            owner[uid] = name
     known = {g.name for g in groups}
     users = []
     for i, (name, item) in enumerate(zip(names, items, strict=True)):

@@ -1,9 +1,11 @@
 """Users, groups and their numeric ids.
 
 A uidNumber decides who owns a home directory on the data volume, so it must never change for an
-existing user. Ids are derived from the name alone (services/hub/jhc_ids.py, shared with the hub),
-so adding, removing or reordering other users cannot move anyone's id; a collision is a config
-error that asks for an explicit id instead of silently renumbering somebody.
+existing user. A user's uid is explicit in config or assigned where it is remembered: by the LDAP
+reconcile (services/ldap/desired.assign_uids: an existing entry keeps its number, a new user gets
+the first free candidate of its name's probe sequence, whose first is the name-derived id of
+services/hub/jhc_ids.py) or, for GitHub logins, by the hub's uid registry. Group gids are still
+derived from the name, and a collision between groups is a config error.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Group:
 @dataclass(frozen=True)
 class User:
     name: str
-    uid: int
+    uid: int | None  # explicit in config; None: assigned by LDAP's reconcile or the hub's registry
     full_name: str
     email: str | None
     groups: tuple[str, ...]

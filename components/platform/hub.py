@@ -89,8 +89,10 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
         env["JHC_GITHUB_CLIENT_ID"] = service.github.client_id
         env["JHC_GITHUB_CLIENT_SECRET_FILE"] = "/run/secrets/github-client-secret"
         env["JHC_GITHUB_ALLOWED_ORGS"] = ",".join(service.github.allowed_orgs)
-        # GitHub logins have no LDAP uidNumber; declared users keep theirs.
-        env["JHC_UIDS_JSON"] = json.dumps({u.name: u.uid for u in service.users}, sort_keys=True)
+        # GitHub logins have no LDAP uidNumber: explicit uids here, the others from the hub's
+        # uid registry (services/hub/jhc_uid_registry.py).
+        env["JHC_UIDS_JSON"] = json.dumps({u.name: u.uid for u in service.users
+                                           if u.uid is not None}, sort_keys=True)
         env["JHC_GROUPS_JSON"] = json.dumps(
             {g.name: [u.name for u in service.users if g.name in u.groups]
              for g in service.groups}, sort_keys=True)

@@ -19,6 +19,7 @@ The hub's code is split by concern, one module each (all copied into the image):
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import urllib.parse
 from collections.abc import Mapping
@@ -175,7 +176,8 @@ def _spawner(c: Any, s: HubSettings) -> None:
         d.cpu_limit = s.cpu_limit
 
     sp = c.Spawner
-    sp.pre_spawn_hook = make_pre_spawn_hook(s.spawn)
+    sp.pre_spawn_hook = make_pre_spawn_hook(
+        dataclasses.replace(s.spawn, uid_registry_url=c.JupyterHub.db_url))
     sp.disable_user_config = True
     sp.env_keep = []  # nothing from the hub's environment reaches user containers
     sp.environment = {}

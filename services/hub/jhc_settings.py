@@ -66,7 +66,8 @@ class SpawnSettings:
     shared_host_dir: str | None
     datasets: tuple[Dataset, ...]
     uid_map: Mapping[str, int]
-    derive_uids: bool = False  # GitHub logins: uid from the name when not in uid_map
+    derive_uids: bool = False  # GitHub logins: uid from the registry when not in uid_map
+    uid_registry_url: str | None = None  # the hub's db_url (jhc_uid_registry)
     shared_hub_dir: str | None = None  # the shared dir as mounted into the hub, if it is
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jhc_homes import NB_GID, HomeDirError, ensure_home, ensure_shared, home_dir_for
-from jhc_ids import UID_BASE, derived_id
 from jhc_menu import ImageChoice
 from jhc_settings import SpawnSettings
 from jhc_values import validate_login as validate_username
@@ -92,7 +91,7 @@ def make_pre_spawn_hook(settings: SpawnSettings) -> Callable[[Any], Any]:
     """Spawner.pre_spawn_hook: pick the image, create the home, set uid/mounts/env.
 
     The uid comes from the LDAP uidNumber saved in auth_state at login, or, for GitHub
-    users, from JHC_UIDS_JSON or else derived from the name (jhc_ids). Without one (an LDAP
+    users, from JHC_UIDS_JSON or else the hub's uid registry (jhc_uid_registry). Without one (an LDAP
     login whose auth_state was lost) the spawn is refused: running as the image's
     default uid would give every user the same owner on disk.
     """
@@ -104,9 +103,11 @@ def make_pre_spawn_hook(settings: SpawnSettings) -> Callable[[Any], Any]:
         uid = uid_from_auth_state(auth_state)
         if uid is None:
             uid = settings.uid_map.get(username)
-        if uid is None and settings.derive_uids:
-            # A GitHub login has no LDAP entry: the same name-derived uid the stack would give.
-            uid = derived_id(username, UID_BASE)
+        if uid is None and settings.derive_uids and settings.uid_registry_url:
+            # A GitHub login has no LDAP entry: a uid assigned once, kept in the hub's database.
+            from jhc_uid_registry import registry
+
+            uid = registry(settings.uid_registry_url, settings.uid_map).uid_for(username)
         if uid is None:
             raise HomeDirError(
                 f"no uidNumber known for {username!r}: log out and in again, "

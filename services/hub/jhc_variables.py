@@ -75,8 +75,8 @@ VARIABLES: tuple[Variable, ...] = (
              config_key="allowedUsers"),
     Variable("JHC_BLOCKED_USERS", "comma list of users never allowed to log in", "(none)",
              config_key="blockedUsers"),
-    Variable("JHC_UIDS_JSON", '{"user": uid} for users without an LDAP uidNumber; GitHub users '
-             "not listed get the uid derived from their name (jhc_ids)", "{}",
+    Variable("JHC_UIDS_JSON", '{"user": uid}: explicit uids of GitHub users; the others are '
+             "registered once in the hub's database (jhc_uid_registry)", "{}",
              config_key="users"),
     Variable("JHC_IMAGES_JSON", 'image menu: [{"name", "display_name", "image", "groups": '
              "[...]}]; image = local reference or id; empty groups = everyone", required="yes",

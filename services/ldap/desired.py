@@ -10,15 +10,21 @@ Document shape (JSON, written to a mode-600 secret file)::
     {"base_dn": "dc=example,dc=org", "server": "ldap://ldap:389",
      "admin_password_file": "/run/secrets/ldap-admin-password",
      "users": [{"name": "alice", "uid": 123456, "gid": 100, "cn": "Alice Smith",
-                "mail": "a@x.org", "password": "..."}],
+                "mail": "a@x.org", "password": "..."},
+               {"name": "bob", "password": "..."}],
      "groups": [{"name": "physics", "gid": 234567, "members": ["alice"]}]}
+
+A user without "uid" gets one from the directory (see :func:`assign_uids`): the uidNumber its
+entry already has, else the first free number of its probe sequence. LDAP itself is the
+memory of every assignment, so no uid ever moves when users are added, removed or reordered.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +39,10 @@ DEFAULT_ADMIN_PASSWORD_FILE = "/run/secrets/ldap-admin-password"
 DEFAULT_GID = 100  # "users", the primary group of every platform user (docker-stacks images)
 MIN_ID = 1000  # below: system accounts/groups
 MAX_ID = 2**31 - 2  # posix id_t range, minus the -1 sentinel
+# Automatic uids: the same derivation as services/hub/jhc_ids.py (the hub image cannot import
+# this module, nor this image that one; tests/test_uid_assignment.py checks they agree).
+UID_BASE, ID_SPAN = 200_000, 1_000_000
+MAX_PROBES = 64  # with 10,000 users in 1,000,000 ids, 3 probes fail with p ~ 1e-6
 
 
 class DesiredStateError(ValueError):
@@ -44,7 +54,7 @@ class User:
     """A declared user: posixAccount + inetOrgPerson uid=<name>,ou=people,<base>."""
 
     name: str
-    uid: int
+    uid: int | None  # None: assigned by the directory (assign_uids)
     gid: int
     cn: str
     mail: str | None
@@ -126,7 +136,7 @@ def parse_user(item: Mapping[str, Any]) -> User:
         raise DesiredStateError(f"user {name}: mail {mail!r} is not a valid ASCII address")
     return User(
         name=name,
-        uid=_id(item.get("uid"), f"user {name}: uid"),
+        uid=None if item.get("uid") is None else _id(item.get("uid"), f"user {name}: uid"),
         gid=_id(item.get("gid", DEFAULT_GID), f"user {name}: gid", minimum=1),
         cn=_text(item.get("cn", name), f"user {name}: cn"),
         mail=mail,
@@ -159,7 +169,7 @@ def _check_unique(values: Sequence[tuple[Any, str]], what: str) -> None:
 
 def _validate_whole(users: Sequence[User], groups: Sequence[Group]) -> None:
     _check_unique([(u.name, f"user {u.name}") for u in users], "user name")
-    _check_unique([(u.uid, f"user {u.name}") for u in users], "uid")
+    _check_unique([(u.uid, f"user {u.name}") for u in users if u.uid is not None], "uid")
     _check_unique([(g.name, f"group {g.name}") for g in groups], "group name")
     _check_unique([(g.gid, f"group {g.name}") for g in groups], "group gid")
     declared = {u.name for u in users}
@@ -179,7 +189,7 @@ def desired_state(
 ) -> dict[str, Any]:
     """Build (and validate) the JSON-ready document the reconcile tool reads.
 
-    users: mappings with name, uid, password, optional gid (100), cn (name), mail.
+    users: mappings with name, password, optional uid (none: assigned), gid (100), cn, mail.
     groups: mappings with name, gid, optional members (declared user names).
     server / admin_password_file: as seen from inside the one-shot reconcile container.
     Raises DesiredStateError (a ValueError) naming the offending user/group. Output order
@@ -198,7 +208,8 @@ def desired_state(
         "server": parsed.server,
         "admin_password_file": parsed.admin_password_file,
         "users": [
-            {"name": u.name, "uid": u.uid, "gid": u.gid, "cn": u.cn,
+            {"name": u.name, **({"uid": u.uid} if u.uid is not None else {}), "gid": u.gid,
+             "cn": u.cn,
              **({"mail": u.mail} if u.mail is not None else {}), "password": u.password}
             for u in sorted(parsed.users, key=lambda u: u.name)
         ],
@@ -233,3 +244,45 @@ def parse_desired(doc: Mapping[str, Any]) -> Desired:
     _validate_whole(users, groups)
     return Desired(base_dn=base_dn, server=server, admin_password_file=pw_file,
                    users=users, groups=groups)
+
+
+def probe_uid(name: str, attempt: int) -> int:
+    """The attempt-th candidate uid of a name. Attempt 0 is the name-derived id every earlier
+    version gave (frozen: homes on disk are owned by it); later ones hash "<name>\\n<attempt>"
+    (no name holds a newline, so the hashed inputs of two names or attempts never coincide)."""
+    key = name if attempt == 0 else f"{name}\n{attempt}"
+    return UID_BASE + int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % ID_SPAN
+
+
+def assign_uids(users: Sequence[tuple[str, int | None]], remembered: Mapping[str, int],
+                taken: Iterable[int]) -> dict[str, int]:
+    """The uid of every declared user, given what the directory already holds.
+
+    users: (name, explicit uid or None) as declared. remembered: the uidNumber of every
+    existing entry by name (disabled ones included). taken: every uidNumber in use.
+    An explicit uid wins; otherwise an existing entry keeps its number; a new user gets the
+    first candidate of its probe sequence that nobody holds or declares. New users are
+    served in name order, so the result does not depend on the order of declaration.
+    Raises DesiredStateError when a name exhausts its probes (practically never).
+    """
+    result: dict[str, int] = {}
+    used = set(taken) | set(remembered.values()) | {uid for _, uid in users if uid is not None}
+    new = []
+    for name, explicit in users:
+        if explicit is not None:
+            result[name] = explicit
+        elif name in remembered:
+            result[name] = remembered[name]
+        else:
+            new.append(name)
+    for name in sorted(new):
+        for attempt in range(MAX_PROBES):
+            candidate = probe_uid(name, attempt)
+            if candidate not in used:
+                break
+        else:
+            raise DesiredStateError(f"user {name}: no free uid in {MAX_PROBES} probes; "
+                                    "give it an explicit uid")
+        result[name] = candidate
+        used.add(candidate)
+    return result

@@ -19,6 +19,8 @@ Why it works the way it does:
   the mark makes the run fail instead of being taken over.
 * uidNumber/gidNumber are never changed: files on the data volume are owned by those
   numbers, so a renumbering would orphan homes. A difference is a conflict naming the entry.
+* A user declared without a uid keeps its entry's uidNumber; a new one gets the first free
+  number of its probe sequence (desired.assign_uids). LDAP is the memory of assignments.
 * Users no longer declared are disabled, not deleted (userPassword removed, so no bind can
   succeed and no hash is left to crack; removed from all managed groups; marked
   ``jhc:disabled``), keeping their uidNumber reserved. Re-declaring re-enables them.
@@ -40,7 +42,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ldap3
 from ldap3.core.exceptions import LDAPException, LDAPSASLPrepError, LDAPSocketOpenError
@@ -438,6 +440,22 @@ class Directory:
                                  f"{result or exc}") from None
 
 
+def with_assigned_uids(desired: Desired, people: dict[str, Entry],
+                       all_entries: list[Entry]) -> Desired:
+    """desired with every user's uid filled in: declared, kept from LDAP, or newly assigned."""
+    remembered = {}
+    for key, entry in people.items():
+        number = entry.first("uidNumber")
+        if key.startswith("uid=") and number is not None and number.isdigit():
+            remembered[key[len("uid="):]] = int(number)
+    taken = {int(n) for n in _id_owners(all_entries, "posixAccount", "uidNumber") if n.isdigit()}
+    try:
+        uids = _desired.assign_uids([(u.name, u.uid) for u in desired.users], remembered, taken)
+    except _desired.DesiredStateError as exc:
+        raise InputError(str(exc)) from None
+    return replace(desired, users=tuple(replace(u, uid=uids[u.name]) for u in desired.users))
+
+
 def reconcile(desired: Desired, directory: Directory, dry_run: bool = False) -> Plan:
     """Plan against the live directory and, unless there are conflicts or dry_run, apply."""
     base = desired.base_dn
@@ -445,6 +463,7 @@ def reconcile(desired: Desired, directory: Directory, dry_run: bool = False) -> 
     people = _index(e for e in all_entries
                     if e.dn.lower().endswith("," + people_dn(base).lower())
                     and e.dn.count(",") == people_dn(base).count(",") + 1)
+    desired = with_assigned_uids(desired, people, all_entries)
     groups = _index(e for e in all_entries
                     if e.dn.lower().endswith("," + groups_dn(base).lower())
                     and e.dn.count(",") == groups_dn(base).count(",") + 1)

@@ -487,7 +487,15 @@ class Platform:
     overrides: dict[str, str] = field(default_factory=dict)
 
     def uid_of(self, name: str) -> int:
-        return next(u.uid for u in self.settings.service.users if u.name == name)
+        """The uidNumber the reconcile gave the user, read from the real slapd."""
+        conn = self.ldap.admin()
+        try:
+            conn.search(f"uid={name},ou=people,{self.ldap.base_dn}", "(objectClass=posixAccount)",
+                        ldap3.BASE, attributes=["uidNumber"])
+            (found,) = conn.entries
+            return int(found.uidNumber.value)
+        finally:
+            conn.unbind()
 
 
 def menu(settings: Settings, image: str) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ import psycopg2
 import pytest
 import stack
 
+from services.ldap.desired import probe_uid
+
 
 def test_ldap_refuses_anonymous_bind_and_search(platform: stack.Platform) -> None:
     server = ldap3.Server(platform.ldap.url, get_info=ldap3.NONE, connect_timeout=5)
@@ -48,8 +50,10 @@ def test_stored_ldap_hashes_are_argon2(platform: stack.Platform) -> None:
             raw = entry["raw_attributes"]
             found[raw["uid"][0].decode()] = (int(raw["uidNumber"][0]), raw["userPassword"])
     assert set(found) == set(platform.passwords)
+    explicit = {u.name: u.uid for u in platform.settings.service.users}
     for name, (uid, hashes) in found.items():
-        assert uid == platform.uid_of(name)  # the uid the config layer derived
+        # explicit in config, else the name's first choice (no collision among these names)
+        assert uid == (explicit[name] or probe_uid(name, 0)), name
         assert len(hashes) == 1 and hashes[0].startswith(b"{ARGON2}$argon2"), (name, hashes)
         assert b"MD5" not in hashes[0].upper()
 

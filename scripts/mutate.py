@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Apply hand-written mutations one at a time and run the unit suite against each.
+
+Why: a test suite only earns trust when breaking what it claims to protect turns it red. Each
+mutant below is a realistic regression (a security or durability property silently dropped), not
+a random operator swap. A mutant is *killed* when the unit suite fails with it applied.
+
+The tree is copied to a temporary directory first (tracked and untracked, non-ignored files), so
+the working tree is never modified, even if the run is interrupted.
+
+    venv/bin/python scripts/mutate.py                 # every mutant, unit suite (-m "not integration")
+    venv/bin/python scripts/mutate.py --only privileged,metrics
+    venv/bin/python scripts/mutate.py --list
+    venv/bin/python scripts/mutate.py -- tests/test_platform.py   # narrower pytest arguments
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    what: str  # the regression, in words
+    path: str
+    old: str
+    new: str
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant("allowed-groups-env", "the hub deployed with allowedGroups ignored (env not passed)",
+           "components/platform/hub.py",
+           'env["JHC_ALLOWED_GROUPS"] = ",".join(service.allowed_groups)',
+           'env["JHC_ALLOWED_GROUPS"] = ""'),
+    Mutant("allowed-groups-hub", "the hub ignores JHC_ALLOWED_GROUPS",
+           "services/hub/jhc_hub.py",
+           'a.allowed_groups = [f"cn={group},{group_base}" for group in groups]',
+           "a.allowed_groups = []"),
+    Mutant("privileged", "privileged: True added to user containers",
+           "services/hub/jhc_hub.py",
+           '"cap_drop": ["ALL"],', '"cap_drop": ["ALL"], "privileged": True,'),
+    Mutant("culler-off-env", "the idle culler forced off by the program",
+           "components/platform/hub.py",
+           '"JHC_CULL_TIMEOUT": str(service.cull_idle_timeout),', '"JHC_CULL_TIMEOUT": "0",'),
+    Mutant("culler-off-hub", "the idle culler forced off in the hub",
+           "services/hub/jhc_hub.py",
+           'timeout = env.int("JHC_CULL_TIMEOUT", 3600, 0)', "timeout = 0"),
+    Mutant("metrics", "/hub/metrics exposed at Caddy",
+           "services/caddy/Caddyfile.j2", "\trespond /hub/metrics* 404\n", ""),
+    Mutant("reconcile-ignored", "a failed LDAP reconcile ignored",
+           "components/platform/ldap.py", "if exit_code not in (0, None):", "if False:"),
+    Mutant("secrets-keepers", "secrets regenerated on every run (keepers)",
+           "components/platform/secrets.py", "special=False,",
+           'special=False, keepers={"run": str(__import__("time").time())},'),
+    Mutant("secrets-python", "secrets generated in Python (a new value every run)",
+           "components/platform/secrets.py",
+           "return random.RandomBytes(f\"{name}-{role}\", length=32, opts=child).hex",
+           "return pulumi.Output.secret(__import__(\"secrets\").token_hex(32))"),
+    Mutant("secret-0640-hub", "0640 secret files accepted by the hub",
+           "services/hub/jhc_hub.py", "if st.st_mode & 0o077:", "if st.st_mode & 0o037:"),
+    Mutant("secret-0640-upload", "secret files uploaded as 0640",
+           "components/platform/containers.py", 'permissions="0600"', 'permissions="0640"'),
+    Mutant("ldap-filter", "the LDAP group filter left unescaped",
+           "services/hub/jhc_hub.py", "(memberUid={escape_filter_chars(uid)})", "(memberUid={uid})"),
+    Mutant("argon2-weak", "a weak Argon2 cost",
+           "services/ldap/bootstrap.py", 'ARGON2_PARAMS = "m=19456 t=2 p=1"',
+           'ARGON2_PARAMS = "m=1024 t=1 p=1"'),
+    Mutant("acme-state", "Caddy's ACME state off the data volume",
+           "components/platform/tls.py", 'volumes=[bind(f"{args.data_dir}/state/caddy", "/data")],',
+           "volumes=[],"),
+    Mutant("db-host", "the hub's database host dropped (sqlite inside the container)",
+           "components/platform/hub.py", '"JHC_DB_HOST": "postgres",', ""),
+    Mutant("unpinned-jupyterhub", "the notebook image installs an unpinned jupyterhub",
+           "images/minimal/Dockerfile", '"jupyterhub==${JUPYTERHUB_VERSION}"', '"jupyterhub"'),
+    Mutant("imds-v6", "the IPv6 metadata address left open",
+           "cloud-init/jhc-metadata-block.sh", "  block ip6tables fd00:ec2::254/128\n", "  true\n"),
+    Mutant("github-secret-plain", "a plain-text GitHub client secret accepted",
+           "components/config/__init__.py", "        if name not in self.secret_keys:\n",
+           "        if False:\n"),
+    Mutant("uid-forgotten", "an existing user's uid re-derived instead of kept (issue 7.11)",
+           "services/ldap/desired.py", "elif name in remembered:", "elif False:"),
+    Mutant("uid-no-probe", "collisions not probed: every attempt is the first choice",
+           "services/ldap/desired.py", "candidate = probe_uid(name, attempt)",
+           "candidate = probe_uid(name, 0)"),
+    Mutant("uid-registry-not-unique", "the hub's uid registry without its unique constraint",
+           "services/hub/jhc_uid_registry.py", 'sa.Column("uid", sa.Integer, nullable=False, unique=True)',
+           'sa.Column("uid", sa.Integer, nullable=False)'),
+    Mutant("uid-registry-forgets", "the hub's uid registry starts empty at every hub start",
+           "services/hub/jhc_uid_registry.py", "            _metadata.create_all(self.engine)",
+           "            _metadata.drop_all(self.engine)\n            _metadata.create_all(self.engine)"),
+    Mutant("github-secret-unmarked", "a config secret not marked secret in the program",
+           "components/config/__init__.py", "        return pulumi.Output.secret(value)\n",
+           "        return pulumi.Output.from_input(value)\n"),
+)
+
+
+def copy_tree(dest: Path) -> None:
+    """Copy tracked and untracked (non-ignored) files; link the venv and the npm cache."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if not src.is_file() or src.is_symlink():
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    for link in ("venv", ".cache"):
+        if (ROOT / link).exists():
+            (dest / link).symlink_to((ROOT / link).resolve())
+
+
+def apply(tree: Path, mutant: Mutant) -> str:
+    """Apply the mutant; return the original text. The old text must occur exactly once."""
+    path = tree / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(f"mutant {mutant.id}: expected 1 occurrence in {mutant.path}, found {count}")
+    path.write_text(text.replace(mutant.old, mutant.new))
+    return text
+
+
+def run_suite(tree: Path, pytest_args: list[str], timeout: int) -> tuple[bool, str]:
+    """True if the suite passed (the mutant survived); the last lines of its output."""
+    env = {**os.environ, "JHC_KEEP_DOCKERD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [str(tree / "venv/bin/python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           *pytest_args]
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, "timeout"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+    summary = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
+    return proc.returncode == 0, "\n".join(lines[:2] + summary)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--only", help="comma-separated mutant ids")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per suite run")
+    parser.add_argument("pytest_args", nargs="*", default=["-m", "not integration"])
+    args = parser.parse_args()
+    mutants = MUTANTS
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {m.id for m in MUTANTS}
+        if unknown:
+            parser.error(f"unknown mutant ids: {', '.join(sorted(unknown))}")
+        mutants = tuple(m for m in MUTANTS if m.id in wanted)
+    if args.list:
+        for m in mutants:
+            print(f"{m.id:24} {m.path:34} {m.what}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="jhc-mutate-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        killed = 0
+        for m in mutants:
+            original = apply(tree, m)
+            started = time.monotonic()
+            try:
+                survived, detail = run_suite(tree, args.pytest_args, args.timeout)
+            finally:
+                (tree / m.path).write_text(original)
+            killed += not survived
+            verdict = "SURVIVED" if survived else "killed"
+            print(f"{verdict:8} {m.id:24} {time.monotonic() - started:5.1f}s  {m.what}", flush=True)
+            if not survived:
+                print("         " + detail.replace("\n", "\n         "), flush=True)
+        print(f"killed {killed}/{len(mutants)}")
+        return 0 if killed == len(mutants) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps lint unit integration bench up clean
+.PHONY: test deps lint unit integration e2e bench up clean
 
 test: deps lint
 	$(PY) -m pytest
@@ -19,10 +19,14 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 unit: $(VENV)/.installed
-	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest -m "not integration and not e2e"
 
 integration: deps
 	$(PY) -m pytest -m integration
+
+# The local stack's declared Docker layer applied to the engine, used through a real browser.
+e2e: deps
+	$(PY) -m pytest -m e2e
 
 bench: $(VENV)/.installed
 	$(PY) bench/program_under_mocks.py

@@ -13,6 +13,9 @@ packages=(
   slapd ldap-utils                # the LDAP bootstrap and reconcile run against a real slapd
   postgresql                      # hub state in a real PostgreSQL (integration tests)
   docker.io debootstrap           # a real Docker engine and a registry-free base image
+  chromium chromium-driver        # tests/e2e: a person's path in a real headless browser
+  libnss3-tools                   # certutil: that browser trusts the deployment's own CA
+  socat                           # tests/e2e: the browser in a network namespace of its own
 )
 # Node.js may come from elsewhere than Debian (then Debian's npm would conflict with it).
 command -v npm >/dev/null || packages+=(nodejs npm)  # configurable-http-proxy

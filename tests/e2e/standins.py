@@ -12,6 +12,7 @@ Stand-ins are cached by a recipe label: rebuilt only when their inputs change.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ from docker_helpers import (  # noqa: E402
 )
 
 STANDINS = HERE / "standins"
+NPM_MODULES = HERE.parents[1] / ".cache" / "npm" / "node_modules"  # scripts/install-system-deps.sh
 PULL_UPSTREAM = os.environ.get("JHC_E2E_PULL_UPSTREAM") == "1"
 
 
@@ -88,9 +90,22 @@ def dockerfile_bases(dockerfile: Path, build_args: dict[str, str]) -> list[str]:
     return bases
 
 
+def _chp_modules(version: str) -> Path:
+    """The proxy installed by install-system-deps.sh, which must be the version asked for."""
+    package = NPM_MODULES / "configurable-http-proxy" / "package.json"
+    found = json.loads(package.read_text())["version"] if package.exists() else None
+    if found != version:
+        raise LookupError(f"{package}: configurable-http-proxy {found}, the stack pins {version}; "
+                          "run scripts/install-system-deps.sh with that version")
+    return NPM_MODULES
+
+
 def _recipe(standin: StandIn, parent_recipe: str) -> str:
     ca = hashlib.sha256(HOST_CA_BUNDLE.read_bytes()).hexdigest()[:16]
     extra = [parent_recipe, ca, *(f"{k}={v}" for k, v in sorted(standin.args.items()))]
+    if standin.kind == "chp":
+        lock = NPM_MODULES / ".package-lock.json"
+        extra.append(hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else "")
     return context_recipe(STANDINS / standin.kind, *extra)
 
 
@@ -135,6 +150,9 @@ def _build(client: docker.DockerClient, standin: StandIn, args: dict[str, str], 
         context = Path(tmp)
         shutil.copytree(STANDINS / standin.kind, context, dirs_exist_ok=True)
         shutil.copyfile(HOST_CA_BUNDLE, context / "build-ca.crt")
+        if standin.kind == "chp":
+            shutil.copytree(_chp_modules(standin.args["CHP_VERSION"]), context / "node_modules",
+                            symlinks=True)
         try:
             _, lines = client.images.build(
                 path=str(context), tag=tag, buildargs=args, labels={RECIPE_LABEL: recipe},

@@ -146,6 +146,18 @@ def user_containers(client: docker.DockerClient, network: str) -> list[Any]:
     return [c for c in net.containers if not c.name.startswith(PREFIX)]
 
 
+def remove_leftovers(client: docker.DockerClient) -> None:
+    """Containers and networks of an earlier e2e session that was killed before its teardown.
+    Only names this suite owns: the jhc-e2e- prefix and user servers on jhc-e2e-frontend."""
+    for container in user_containers(client, f"{PREFIX}-frontend"):
+        container.remove(force=True)
+    for container in client.containers.list(all=True, filters={"name": f"^{PREFIX}-"}):
+        container.remove(force=True)
+    for network in client.networks.list():
+        if network.name in (f"{PREFIX}-frontend", f"{PREFIX}-backend"):
+            network.remove()
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[docker.DockerClient]:
     """The Docker engine (started by scripts/ci-docker.sh if none answers; kept if we reused it)."""
@@ -175,6 +187,7 @@ def artifacts() -> Path:
 def deployment(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[Deployment]:
     """The local stack, applied once per session; torn down at the end (data dir removed too)."""
+    remove_leftovers(engine)
     data_dir = tmp_path_factory.mktemp("e2e-data")
     # What LocalHost's check command does before anything talks to Docker.
     data_dir.mkdir(parents=True, exist_ok=True)

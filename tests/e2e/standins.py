@@ -11,6 +11,7 @@ Stand-ins are cached by a recipe label: rebuilt only when their inputs change.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from docker_helpers import (  # noqa: E402
     HOST_CA_BUNDLE,
     NOTEBOOK_TAG,
     RECIPE_LABEL,
+    _image_id,
     _images_lock,
     _write_build_log,
     base_recipe,
@@ -140,7 +142,12 @@ def ensure_upstream(client: docker.DockerClient, name: str, log: Path) -> str:
     recipe = _recipe(standin, parent_recipe)
     with _images_lock():
         if image_recipe(client, name) != recipe:
+            previous = _image_id(client, name)
             _build(client, standin, {**args, **standin.args}, name, recipe, log)
+            if previous and previous != _image_id(client, name):
+                # Our stale stand-in, untagged now: drop it unless something still uses it.
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(previous, noprune=False)
     return "stand-in"
 
 

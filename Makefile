@@ -2,7 +2,7 @@
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps lint unit integration bench up clean
+.PHONY: test deps lint unit integration e2e bench up clean
 
 test: deps lint
 	$(PY) -m pytest
@@ -21,10 +21,14 @@ lint: $(VENV)/.installed
 # Installs only the system tools the unit tests run (caddy, slapd, cloud-init, sshd, ...).
 unit: $(VENV)/.installed
 	bash scripts/install-system-deps.sh unit
-	$(PY) -m pytest -m "not integration" -n auto --dist loadfile
+	$(PY) -m pytest -m "not integration and not e2e" -n auto --dist loadfile
 
 integration: deps
 	$(PY) -m pytest -m integration
+
+# The local stack's declared Docker layer applied to the engine, used through a real browser.
+e2e: deps
+	$(PY) -m pytest -m e2e
 
 bench: $(VENV)/.installed
 	$(PY) bench/program_under_mocks.py

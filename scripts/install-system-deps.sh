@@ -20,6 +20,9 @@ integration_packages=(
   restic                          # services/backup/jhc-backup, run for real in tests
   docker.io debootstrap           # a real Docker engine and a registry-free base image
   openssh-server openssh-client   # `sshd -T` checks the bootstrap's sshd drop-in; ssh-keygen
+  chromium chromium-driver        # tests/e2e: a person's path in a real headless browser
+  libnss3-tools                   # certutil: that browser trusts the deployment's own CA
+  socat                           # tests/e2e: the browser in a network namespace of its own
 )
 packages=("${unit_packages[@]}")
 if [[ "$mode" != unit ]]; then

@@ -13,11 +13,14 @@ mutated, and `fresh=True` forces a new run (e.g. to compare two runs).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
 import runpy
-from collections.abc import Iterator, Mapping
+import secrets as _secrets
+import string
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,21 +109,44 @@ class Run:
         return iter(self.resources.values())
 
 
+def generated(store: MutableMapping[str, str], key: str, kind: str, length: int) -> str:
+    """A random secret kept in `store` (like Pulumi state keeps a RandomPassword's result)."""
+    if key not in store:
+        if kind == "password":
+            alphabet = string.ascii_letters + string.digits
+            store[key] = "".join(_secrets.choice(alphabet) for _ in range(length))
+        elif kind == "hex":
+            store[key] = _secrets.token_hex(length)
+        else:
+            store[key] = base64.b64encode(_secrets.token_bytes(length)).decode()
+    return store[key]
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, resources: dict[str, Declared], preview: bool = False) -> None:
+    """Echoes inputs. With `secret_store`, random resources get real random values, generated
+    once per name and kept in the store (the e2e tests deploy with them); else fixed values."""
+
+    def __init__(self, resources: dict[str, Declared], preview: bool = False,
+                 secret_store: MutableMapping[str, str] | None = None) -> None:
         self.resources = resources
         self.preview = preview
+        self.secret_store = secret_store
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         entry = self.resources.setdefault(args.name, Declared(args.typ, args.name))
         entry.inputs = dict(args.inputs)
         state = {**args.inputs, **COMPUTED.get(args.typ, {})}
         # The SDK does not mark these secret under mocks; the real provider does.
+        store = self.secret_store
+        length = int(args.inputs.get("length", 32))
         if args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = secret(f"generated-{args.name}-Zq8")
+            state["result"] = secret(f"generated-{args.name}-Zq8" if store is None else
+                                     generated(store, args.name, "password", length))
         elif args.typ == "random:index/randomBytes:RandomBytes":
-            state["hex"] = secret(hashlib.sha256(args.name.encode()).hexdigest())
-            state["base64"] = secret(f"b64-{args.name}")
+            state["hex"] = secret(hashlib.sha256(args.name.encode()).hexdigest() if store is None
+                                  else generated(store, f"{args.name}:hex", "hex", length))
+            state["base64"] = secret(f"b64-{args.name}" if store is None else
+                                     generated(store, f"{args.name}:base64", "base64", length))
         elif args.typ == "openstack:identity/applicationCredential:ApplicationCredential":
             state["secret"] = secret(f"os-secret-{args.name}-Zq8")
         elif args.typ == "aws:iam/accessKey:AccessKey":
@@ -146,23 +172,31 @@ _RUNS: dict[str, Run] = {}
 
 
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
-                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = (),
-                preview: bool = False, fresh: bool = False) -> Run:
+                remove: tuple[str, ...] = (), secret_keys: tuple[str, ...] = (), *,
+                preview: bool = False, fresh: bool = False, stack_name: str | None = None,
+                secret_store: MutableMapping[str, str] | None = None) -> Run:
     """Runs __main__.py for Pulumi.<stack>.yaml with project keys overridden or removed.
 
     preview=True runs it as `pulumi preview` does: outputs of new resources are unknown.
+    stack_name: the stack name the program sees (default: `stack`). secret_store: see
+    RecordingMocks (runs with a store are never reused).
     An identical earlier run (same config, same mocks, same shell) is reused unless `fresh`."""
-    key = json.dumps([stack, overrides, sorted(remove), sorted(secret_keys), preview, COMPUTED,
-                      CALLS, {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONTEXT")}],
+    if secret_store is not None:
+        return _run_program(stack, overrides, remove, secret_keys, preview, stack_name,
+                            secret_store)
+    key = json.dumps([stack, stack_name, overrides, sorted(remove), sorted(secret_keys), preview,
+                      COMPUTED, CALLS,
+                      {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONTEXT")}],
                      sort_keys=True, default=str)
     if not fresh and key in _RUNS:
         return _RUNS[key]
-    _RUNS[key] = run = _run_program(stack, overrides, remove, secret_keys, preview)
+    _RUNS[key] = run = _run_program(stack, overrides, remove, secret_keys, preview, stack_name)
     return run
 
 
 def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[str, ...],
-                 secret_keys: tuple[str, ...], preview: bool) -> Run:
+                 secret_keys: tuple[str, ...], preview: bool, stack_name: str | None = None,
+                 secret_store: MutableMapping[str, str] | None = None) -> Run:
     config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
     for key in remove:
         config.pop(f"{PROJECT}:{key}", None)
@@ -173,8 +207,8 @@ def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[
     asyncio.set_event_loop(asyncio.new_event_loop())
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
-    pulumi.runtime.set_mocks(RecordingMocks(resources, preview), project=PROJECT, stack=stack,
-                             preview=preview)
+    pulumi.runtime.set_mocks(RecordingMocks(resources, preview, secret_store), project=PROJECT,
+                             stack=stack_name or stack, preview=preview)
     pulumi.runtime.set_all_config(config, [f"{PROJECT}:{k}" for k in secret_keys])
 
     original_init = pulumi.Resource.__init__

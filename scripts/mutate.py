@@ -45,7 +45,7 @@ MUTANTS: tuple[Mutant, ...] = (
            'env["JHC_ALLOWED_GROUPS"] = ""'),
     Mutant("allowed-groups-hub", "the hub ignores JHC_ALLOWED_GROUPS",
            "services/hub/jhc_hub.py",
-           'a.allowed_groups = [f"cn={group},{group_base}" for group in groups]',
+           'a.allowed_groups = [f"cn={group},{ldap.group_base}" for group in ldap.allowed_groups]',
            "a.allowed_groups = []"),
     Mutant("privileged", "privileged: True added to user containers",
            "services/hub/jhc_hub.py",
@@ -54,12 +54,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "components/platform/hub.py",
            '"JHC_CULL_TIMEOUT": str(service.cull_idle_timeout),', '"JHC_CULL_TIMEOUT": "0",'),
     Mutant("culler-off-hub", "the idle culler forced off in the hub",
-           "services/hub/jhc_hub.py",
-           'timeout = env.int("JHC_CULL_TIMEOUT", 3600, 0)', "timeout = 0"),
+           "services/hub/jhc_settings.py",
+           'cull_timeout = env.int("JHC_CULL_TIMEOUT", 3600, 0)', "cull_timeout = 0"),
     Mutant("metrics", "/hub/metrics exposed at Caddy",
            "services/caddy/Caddyfile.j2", "\trespond /hub/metrics* 404\n", ""),
     Mutant("reconcile-ignored", "a failed LDAP reconcile ignored",
-           "components/platform/ldap.py", "if exit_code not in (0, None):", "if False:"),
+           "scripts/ldap-reconcile.sh", "if (( status != 0 )); then", "if false; then"),
     Mutant("secrets-keepers", "secrets regenerated on every run (keepers)",
            "components/platform/secrets.py", "special=False,",
            'special=False, keepers={"run": str(__import__("time").time())},'),
@@ -68,11 +68,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "return random.RandomBytes(f\"{name}-{role}\", length=32, opts=child).hex",
            "return pulumi.Output.secret(__import__(\"secrets\").token_hex(32))"),
     Mutant("secret-0640-hub", "0640 secret files accepted by the hub",
-           "services/hub/jhc_hub.py", "if st.st_mode & 0o077:", "if st.st_mode & 0o037:"),
+           "services/hub/jhc_document.py", "if st.st_mode & 0o077:", "if st.st_mode & 0o037:"),
     Mutant("secret-0640-upload", "secret files uploaded as 0640",
            "components/platform/containers.py", 'permissions="0600"', 'permissions="0640"'),
     Mutant("ldap-filter", "the LDAP group filter left unescaped",
-           "services/hub/jhc_hub.py", "(memberUid={escape_filter_chars(uid)})", "(memberUid={uid})"),
+           "services/hub/jhc_ldap.py", "(memberUid={escape_filter_chars(uid)})", "(memberUid={uid})"),
     Mutant("argon2-weak", "a weak Argon2 cost",
            "services/ldap/bootstrap.py", 'ARGON2_PARAMS = "m=19456 t=2 p=1"',
            'ARGON2_PARAMS = "m=1024 t=1 p=1"'),
@@ -80,13 +80,13 @@ MUTANTS: tuple[Mutant, ...] = (
            "components/platform/tls.py", 'volumes=[bind(f"{args.data_dir}/state/caddy", "/data")],',
            "volumes=[],"),
     Mutant("db-host", "the hub's database host dropped (sqlite inside the container)",
-           "components/platform/hub.py", '"JHC_DB_HOST": "postgres",', ""),
+           "components/platform/hub.py", '"JHC_DB_HOST": POSTGRES.host,', ""),
     Mutant("unpinned-jupyterhub", "the notebook image installs an unpinned jupyterhub",
            "images/minimal/Dockerfile", '"jupyterhub==${JUPYTERHUB_VERSION}"', '"jupyterhub"'),
     Mutant("imds-v6", "the IPv6 metadata address left open",
            "cloud-init/jhc-metadata-block.sh", "  block ip6tables fd00:ec2::254/128\n", "  true\n"),
     Mutant("github-secret-plain", "a plain-text GitHub client secret accepted",
-           "components/config/__init__.py", "        if name not in self.secret_keys:\n",
+           "components/config/reader.py", "        if name not in self.secret_keys:\n",
            "        if False:\n"),
     Mutant("uid-forgotten", "an existing user's uid re-derived instead of kept (issue 7.11)",
            "services/ldap/desired.py", "elif name in remembered:", "elif False:"),
@@ -100,7 +100,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "services/hub/jhc_uid_registry.py", "            _metadata.create_all(self.engine)",
            "            _metadata.drop_all(self.engine)\n            _metadata.create_all(self.engine)"),
     Mutant("github-secret-unmarked", "a config secret not marked secret in the program",
-           "components/config/__init__.py", "        return pulumi.Output.secret(value)\n",
+           "components/config/reader.py", "        return pulumi.Output.secret(value)\n",
            "        return pulumi.Output.from_input(value)\n"),
 )
 
@@ -150,6 +150,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--only", help="comma-separated mutant ids")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that every mutant still applies to the code")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per suite run")
     parser.add_argument("pytest_args", nargs="*", default=["-m", "not integration"])
     args = parser.parse_args()
@@ -160,6 +162,11 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown mutant ids: {', '.join(sorted(unknown))}")
         mutants = tuple(m for m in MUTANTS if m.id in wanted)
+    if args.check:
+        stale = [m.id for m in mutants
+                 if (ROOT / m.path).read_text().count(m.old) != 1]
+        print("stale mutants: " + ", ".join(stale) if stale else f"{len(mutants)} mutants apply")
+        return 1 if stale else 0
     if args.list:
         for m in mutants:
             print(f"{m.id:24} {m.path:34} {m.what}")

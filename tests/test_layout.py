@@ -176,3 +176,13 @@ def test_a_lan_stack_publishes_and_certifies_the_name_people_open() -> None:
     assert re.search(r"^hub\.lab\.example\.org \{", caddyfile, re.M), caddyfile
     assert "tls internal" in caddyfile
     assert run.outputs["url"] == "https://hub.lab.example.org:8443"
+
+
+def test_every_mutant_of_the_mutation_script_still_applies() -> None:
+    """scripts/mutate.py names exact lines of the code; after a refactor a stale mutant would
+    silently stop testing anything."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "mutate.py"), "--check"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

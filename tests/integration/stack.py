@@ -431,6 +431,11 @@ class Hub:
         """The hub through the proxy (what users reach)."""
         return self.proxy.url
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The hub's settings document (what jhc-settings.json holds in its container)."""
+        return json.loads(Path(self.env[SETTINGS_FILE_VAR]).read_text())
+
     def start(self, timeout: float = 90) -> None:
         workdir = self.root / "workdir"
         workdir.mkdir(parents=True, exist_ok=True)

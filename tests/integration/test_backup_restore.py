@@ -175,6 +175,7 @@ def test_backup_then_restore_into_a_fresh_deployment(
         created = admin.api("POST", "/groups/lab-members", json={"users": ["ada", "ben"]})
         assert created.status_code == 201, created.text
         records = _hub_records(admin)
+        uids = {name: first.uid_of(name) for name in ("ada", "ben")}  # from slapd
         assert set(records["users"]) == {"ada", "ben"}
         assert records["groups"]["lab-members"] == ["ada", "ben"]
         db_records = _db_records(first.postgres)
@@ -257,7 +258,7 @@ def test_backup_then_restore_into_a_fresh_deployment(
                 (content, uid, gid, mode), rel
         for name in ("ada", "ben"):
             st = (data / "homes" / name).stat()
-            assert (st.st_uid, st.st_gid) == (first.uid_of(name), USERS_GID)
+            assert (st.st_uid, st.st_gid) == (uids[name], USERS_GID)
         keys = data / "state" / "backup" / "restored-hub-keys"
         assert (keys / "cookie-secret").read_text() == \
             (first_root / "hub" / "secrets" / "cookie-secret").read_text()

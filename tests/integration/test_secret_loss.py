@@ -273,7 +273,7 @@ def test_previous_crypt_key_keeps_auth_state_and_is_then_not_needed(
     browser = login(p.hub.url, "uma", p.passwords["uma"])
     assert browser
     token = browser.new_token("uma")
-    key_file = Path(p.hub.env["JHC_CRYPT_KEY_FILE"])
+    key_file = Path(p.hub.settings["JHC_CRYPT_KEY_FILE"])
     old_key = key_file.read_text().strip()
     new_key = secrets.token_hex(32)
 

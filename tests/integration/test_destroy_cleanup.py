@@ -90,3 +90,40 @@ def test_unreachable_engine_fails_loudly(frontend: dict, tmp_path: Path) -> None
     assert result.returncode != 0
     frontend["user"].reload()
     assert frontend["user"].status == "running"
+
+
+def test_destroy_with_a_server_the_real_hub_spawned(
+        docker_engine: docker.DockerClient, notebook_image: str,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same order `pulumi destroy` follows (hub gone first, then the cleanup step, then the
+    network), with a user server that the real hub and DockerSpawner started."""
+    import stack
+    config = {"groups": [{"name": "lab"}], "users": [{"name": "vera", "groups": ["lab"]}],
+              "allowedGroups": ["lab"],
+              "images": [{"name": "minimal", "displayName": "Minimal", "path": "minimal"}],
+              "memLimit": "512M", "cpuLimit": "0.5"}
+    platform = stack.start_platform(tmp_path_factory.mktemp("destroy"), docker_engine,
+                                    notebook_image, config)
+    try:
+        browser = stack.Browser(platform.hub.url)
+        assert browser.login("vera", platform.passwords["vera"]).status_code == 302
+        vera = stack.TokenClient(platform.hub.url, browser.new_token("vera"))
+        assert vera.start_server("vera", {"image": "minimal"}).status_code in (201, 202)
+        vera.wait_ready("vera")
+        spawned = [c for c in platform.network.containers() if c.name.startswith("jupyter-")]
+        assert [c.name for c in spawned] == ["jupyter-vera"]
+        platform.hub.stop()  # Pulumi deletes the hub before the cleanup step (dependsOn)
+        platform.proxy.stop()
+        network = docker_engine.networks.get(platform.network.name)
+        with pytest.raises(docker.errors.APIError, match="active endpoints"):
+            network.remove()
+        result = run_script(platform.network.name)
+        assert result.returncode == 0, result.stderr
+        assert "jupyter-vera" in result.stdout
+        network.remove()
+        with pytest.raises(docker.errors.NotFound):
+            docker_engine.networks.get(platform.network.name)
+        # the user's data stays: only the container went
+        assert (platform.data_dir / "homes" / "vera").is_dir()
+    finally:
+        stack.stop_platform(platform)

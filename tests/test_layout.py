@@ -186,3 +186,12 @@ def test_every_mutant_of_the_mutation_script_still_applies() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "mutate.py"), "--check"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("client", "variable"), [("jhc-dev-hub-db-dump", "PGHOST"),
+                                                  ("jhc-dev-backup", "JHC_PG_HOST")])
+def test_the_dump_steps_reach_postgres_where_it_answers(dev: Run, client: str,
+                                                        variable: str) -> None:
+    cs = containers(dev)
+    host = env(cs[client])[variable]
+    assert reachable(dev, client, host) and host in aliases(cs["jhc-dev-postgres"]), host

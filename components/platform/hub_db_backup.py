@@ -16,6 +16,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components.platform.containers import LABELS, Networks, attach, bind, secret_file
+from components.platform.endpoints import POSTGRES
+from components.platform.postgres import DB
 from images.catalog import jupyterhub_version_in_requirements
 
 HUB_REQUIREMENTS = Path(__file__).resolve().parents[2] / "services" / "hub" / "requirements.txt"
@@ -61,7 +63,8 @@ class HubDbBackup(pulumi.ComponentResource):
         self.container = docker.Container(
             f"{name}-dump", name=f"{args.prefix}-hub-db-dump", image=args.image,
             command=["/usr/local/lib/jhc-postgres/hub-db-dump.sh"],
-            envs=["PGHOST=postgres", "PGUSER=jupyterhub", "PGDATABASE=jupyterhub",
+            envs=[f"PGHOST={POSTGRES.host}", f"PGPORT={POSTGRES.port}", f"PGUSER={DB}",
+                  f"PGDATABASE={DB}",
                   "JHC_DB_PASSWORD_FILE=/run/secrets/db-password",
                   f"JHC_BACKUP_DIR={BACKUPS_IN_CONTAINER}",
                   # a new version is a new container: the dump runs again, before the hub

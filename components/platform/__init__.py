@@ -75,7 +75,8 @@ class Platform(pulumi.ComponentResource):
             frontend_name=frontend.name, service=service, public_url=self.url,
             images=images.menu, cookie_secret=secrets.cookie_secret, crypt_key=secrets.crypt_key,
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
-            depends_on=[*hub_needs, proxy.container]), opts=child)
+            depends_on=[*hub_needs, proxy.container],
+            ldap_readonly_password=secrets.ldap_readonly_password), opts=child)
         Tls(f"{name}-tls", TlsArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             site=site_and_url.apply(lambda s: s[0]), acme_email=service.acme_email,

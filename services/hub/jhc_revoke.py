@@ -46,6 +46,8 @@ from jhc_settings import HubSettings, LdapSettings, load_document, read_secret_f
 REVOKE_SCOPES = ("list:users", "read:users", "admin:auth_state", "admin:users")
 #: The reconcile's mark on an account no longer declared (services/ldap/reconcile.py DISABLED).
 DISABLED_MARK = "jhc:disabled"
+#: Users asked for per request (JupyterHub's default api_page_max_limit).
+PAGE = 200
 #: The auth_state key holding the entryCSN read at login (jhc_ldap).
 CSN_KEY = "entry_csn"
 
@@ -123,7 +125,14 @@ class HubApi:
         return json.loads(body) if body else None
 
     def user_names(self) -> list[str]:
-        return [u["name"] for u in self.call("GET", "/users") or []]
+        """Every hub user: GET /users returns at most api_page_max_limit (200) per request
+        (jupyterhub/apihandlers/base.py get_api_pagination), so page with offset."""
+        names: list[str] = []
+        while True:
+            page = self.call("GET", f"/users?offset={len(names)}&limit={PAGE}") or []
+            names.extend(u["name"] for u in page)
+            if len(page) < PAGE:
+                return names
 
     def auth_state(self, name: str) -> Mapping[str, Any]:
         quoted = urllib.parse.quote(name, safe="")

@@ -567,7 +567,10 @@ def test_bad_image_menus(load, base_env, images):
 def test_container_limits_and_security(load, base_env):
     cfg = load(base_env)
     d = cfg.DockerSpawner
-    assert cfg.JupyterHub.spawner_class == "dockerspawner.DockerSpawner"
+    from dockerspawner import DockerSpawner
+
+    # DockerSpawner (its config section applies to the subclass), see jhc_spawn
+    assert issubclass(cfg.JupyterHub.spawner_class, DockerSpawner)
     assert d.network_name == "jhc-frontend"
     assert d.remove is True
     assert d.mem_limit == "2G"

@@ -54,6 +54,7 @@ from jhc_settings import (  # noqa: F401
 )
 from jhc_spawn import (  # noqa: F401
     container_home,
+    docker_spawner_class,
     images_for_groups,
     make_allowed_images,
     make_options_form,
@@ -156,7 +157,8 @@ def _github(c: Any, s: HubSettings) -> None:
 
 def _spawner(c: Any, s: HubSettings) -> None:
     images = list(s.spawn.images)
-    c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+    # DockerSpawner, except that an interrupted spawn counts as stopped (jhc_spawn)
+    c.JupyterHub.spawner_class = docker_spawner_class()
     d = c.DockerSpawner
     d.image = images[0].image  # replaced per user by the pre-spawn hook
     d.allowed_images = make_allowed_images(images)

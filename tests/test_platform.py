@@ -277,3 +277,18 @@ def test_caddyfile_is_valid_for_caddy(tmp_path) -> None:
         assert result.returncode == 0, result.stderr
         adapted = json.loads(result.stdout)
         assert adapted["apps"]["http"]["servers"], args
+
+
+def test_ldap_hub_gets_only_the_read_only_directory_password(dev: Run, github: Run) -> None:
+    # the revocation check reads accounts as cn=readonly; the hub holds no write credential
+    c = containers(dev)
+    hub = {u["file"]: u for u in c["jhc-dev-hub"].plain["uploads"]}
+    ldap = {u["file"]: u for u in c["jhc-dev-ldap"].plain["uploads"]}
+    readonly = "/run/secrets/ldap-readonly-password"
+    assert env(c["jhc-dev-hub"])["JHC_LDAP_READONLY_PASSWORD_FILE"] == readonly
+    assert hub[readonly]["permissions"] == "0600"
+    assert hub[readonly]["content"] == ldap[readonly]["content"]
+    assert "/run/secrets/ldap-admin-password" in ldap
+    assert not [f for f in hub if "admin" in f]
+    github_files = {u["file"] for u in containers(github)["jhc-aws-hub"].plain["uploads"]}
+    assert readonly not in github_files

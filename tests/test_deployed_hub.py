@@ -121,7 +121,7 @@ def test_idle_servers_are_culled(ldap_run, tmp_path, monkeypatch) -> None:
 def test_culler_follows_the_stack_setting(tmp_path, monkeypatch) -> None:
     run = run_program("dev", overrides={**SERVICE, "cullIdleTimeout": 7200})
     cfg = deployed_config(run, tmp_path, monkeypatch)
-    (culler,) = cfg.JupyterHub.services
+    (culler,) = [s for s in cfg.JupyterHub.services if s["name"] == "idle-culler"]
     assert "--timeout=7200" in culler["command"]
 
 

@@ -599,7 +599,10 @@ def test_bad_image_menus(load, base_env, images):
 def test_container_limits_and_security(load, base_env):
     cfg = load(base_env)
     d = cfg.DockerSpawner
-    assert cfg.JupyterHub.spawner_class == "dockerspawner.DockerSpawner"
+    from dockerspawner import DockerSpawner
+
+    # DockerSpawner (its config section applies to the subclass), see jhc_spawn
+    assert issubclass(cfg.JupyterHub.spawner_class, DockerSpawner)
     assert d.network_name == "jhc-frontend"
     assert d.remove is True
     assert d.mem_limit == "2G"
@@ -869,6 +872,66 @@ def test_culler_defaults_and_disable(load, base_env):
     cfg = load({**base_env, "JHC_CULL_TIMEOUT": "0"})
     assert cfg.JupyterHub.services == [] and cfg.JupyterHub.load_roles == []
     expect_error(load, {**base_env, "JHC_CULL_TIMEOUT": "soon"}, "JHC_CULL_TIMEOUT")
+
+
+# --------------------------------------------------------------------------------------------
+# revocation check (behaviour against the real services: tests/integration/test_platform_revoke.py)
+
+
+def test_revoke_service_runs_with_the_read_only_account(load, base_env, tmp_path):
+    ro = _secret(tmp_path / "ro", "ro-password")
+    cfg = load({**base_env, "JHC_LDAP_READONLY_PASSWORD_FILE": ro, "JHC_REVOKE_EVERY": "30"})
+    service = next(s for s in cfg.JupyterHub.services if s["name"] == "revoke")
+    script = Path(service["command"][1])
+    assert service["command"][0] == sys.executable and script == HUB_DIR / "jhc_revoke.py"
+    assert script.is_file() and "admin" not in service
+    # it names the settings document only, never a secret
+    assert set(service["environment"]) == {"JHC_SETTINGS_FILE"}
+    role = next(r for r in cfg.JupyterHub.load_roles if r["name"] == "revoke")
+    assert role["services"] == ["revoke"]
+    assert set(role["scopes"]) == {"list:users", "read:users", "admin:auth_state",
+                                   "admin:users"}
+    # entryCSN is recorded at login for the comparison
+    assert "entryCSN" in cfg.LDAPAuthenticator.auth_state_attributes
+    # without the read account there is no check (and no role)
+    cfg = load(base_env)
+    assert [s["name"] for s in cfg.JupyterHub.services] == ["idle-culler"]
+    expect_error(load, {**base_env, "JHC_LDAP_READONLY_PASSWORD_FILE": str(tmp_path / "none")},
+                 "JHC_LDAP_READONLY_PASSWORD_FILE")
+    expect_error(load, {**base_env, "JHC_LDAP_READONLY_PASSWORD_FILE": ro,
+                        "JHC_REVOKE_EVERY": "0"}, "JHC_REVOKE_EVERY")
+
+
+def test_revocation_check_pages_through_every_user():
+    # GET /users answers at most 200 per request: a class of 450 must be checked whole
+    import urllib.parse
+
+    from jhc_revoke import HubApi
+
+    everyone = [f"u{i}" for i in range(450)]
+
+    class Paged(HubApi):
+        def call(self, method, path):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+            offset, limit = int(query["offset"][0]), min(int(query["limit"][0]), 200)
+            return [{"name": n} for n in everyone[offset:offset + limit]]
+
+    assert Paged("http://hub", "t").user_names() == everyone
+
+
+def test_revocation_reasons():
+    from jhc_revoke import revocation_reason
+
+    live = {"description": ["jhc:managed"], "entryCSN": "20261122070000.000001Z#000000#000#000000"}
+    csn = live["entryCSN"]
+    assert revocation_reason("ann", live, csn, ()) is None
+    assert revocation_reason("ann", live, None, ()) is None  # logged in before the check existed
+    assert revocation_reason("ann", live, csn, ("ann",)) == "blocked"
+    assert revocation_reason("ann", None, csn, ()) == "no longer in the directory"
+    disabled = {**live, "description": ["jhc:managed", "JHC:Disabled"]}
+    assert revocation_reason("ann", disabled, csn, ()) == "disabled in the directory"
+    changed = {**live, "entryCSN": "20261122070001.000002Z#000000#000#000000"}
+    assert "changed since login" in revocation_reason("ann", changed, csn, ())
 
 
 # --------------------------------------------------------------------------------------------

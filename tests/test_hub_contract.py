@@ -59,6 +59,7 @@ class Hub:
             "/run/secrets/proxy-token": _secret(secrets / "proxy", "proxy-token"),
             "/run/secrets/db-password": _secret(secrets / "db", "db-password"),
             "/run/secrets/github-client-secret": _secret(secrets / "gh", "gh-secret"),
+            "/run/secrets/ldap-readonly-password": _secret(secrets / "ro", "ro-password"),
         }
 
     def load(self, env: dict[str, str]) -> Config:

@@ -511,3 +511,18 @@ def test_a_second_run_with_the_same_config_changes_nothing(dev: Run) -> None:
     assert set(again.resources) == set(dev.resources)
     for name, r in dev.resources.items():
         assert again.resources[name].plain == r.plain, name
+
+
+def test_ldap_hub_gets_only_the_read_only_directory_password(dev: Run, github: Run) -> None:
+    # the revocation check reads accounts as cn=readonly; the hub holds no write credential
+    c = containers(dev)
+    hub = {u["file"]: u for u in c["jhc-dev-hub"].plain["uploads"]}
+    ldap = {u["file"]: u for u in c["jhc-dev-ldap"].plain["uploads"]}
+    readonly = "/run/secrets/ldap-readonly-password"
+    assert env(c["jhc-dev-hub"])["JHC_LDAP_READONLY_PASSWORD_FILE"] == readonly
+    assert hub[readonly]["permissions"] == "0600"
+    assert hub[readonly]["content"] == ldap[readonly]["content"]
+    assert "/run/secrets/ldap-admin-password" in ldap
+    assert not [f for f in hub if "admin" in f]
+    github_files = {u["file"] for u in containers(github)["jhc-aws-hub"].plain["uploads"]}
+    assert readonly not in github_files

@@ -109,7 +109,8 @@ class Platform(pulumi.ComponentResource):
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
             # The hub goes before the cleanup step, which removes user servers before the network.
             depends_on=[*hub_needs, proxy.container, cleanup, hub_db_dump.container],
-            platform=args.build_platform), opts=child)
+            platform=args.build_platform,
+            ldap_readonly_password=secrets.ldap_readonly_password), opts=child)
         Tls(f"{name}-tls", TlsArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             site=site_and_url.apply(lambda s: s[0]), acme_email=service.acme_email,

@@ -48,6 +48,8 @@ class HubArgs:
     db_password: pulumi.Output[str]
     depends_on: list[pulumi.Resource]
     platform: str  # the host's, e.g. linux/arm64
+    # cn=readonly's password: the hub's revocation check reads accounts (never writes)
+    ldap_readonly_password: pulumi.Output[str] | None = None
 
 
 def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, public_url: str,
@@ -84,6 +86,7 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
         env["JHC_LDAP_BASE_DN"] = service.ldap_base_dn
         env["JHC_LDAP_SERVER"] = LDAP.host
         env["JHC_ALLOWED_GROUPS"] = ",".join(service.allowed_groups)
+        env["JHC_LDAP_READONLY_PASSWORD_FILE"] = "/run/secrets/ldap-readonly-password"
     else:
         assert service.github is not None
         env["JHC_GITHUB_CLIENT_ID"] = service.github.client_id
@@ -148,6 +151,8 @@ class Hub(pulumi.ComponentResource):
                    secret_file("crypt-key", args.crypt_key),
                    secret_file("proxy-token", args.proxy_token),
                    secret_file("db-password", args.db_password)]
+        if args.service.auth == "ldap" and args.ldap_readonly_password is not None:
+            uploads.append(secret_file("ldap-readonly-password", args.ldap_readonly_password))
         if args.service.github:
             uploads.append(secret_file("github-client-secret", args.service.github.client_secret))
         self.container = docker.Container(

@@ -14,15 +14,18 @@ The hub's code is split by concern, one module each (all copied into the image):
 * ``jhc_homes``    the root-run creation of per-user homes (frozen naming contract there);
 * ``jhc_spawn``    the image menu and the pre-spawn hook;
 * ``jhc_ldap``     the LDAP authenticator;
+* ``jhc_revoke``   the revocation check (a managed service: removed, blocked, reset accounts);
 * ``jhc_hub``      (this file) the traitlets assignments.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import urllib.parse
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from jhc_homes import (  # noqa: F401  (re-exported: tests and tools import them from here)
@@ -34,11 +37,14 @@ from jhc_homes import (  # noqa: F401  (re-exported: tests and tools import them
     normalize_username,
     validate_username,
 )
-from jhc_ldap import ldap_authenticator_class
+from jhc_ldap import ENTRY_CSN, ldap_authenticator_class
 from jhc_menu import NAME_RE, Dataset, ImageChoice, parse_datasets, parse_images  # noqa: F401
+from jhc_revoke import REVOKE_SCOPES
 from jhc_settings import (  # noqa: F401
     MAX_UID,
     MIN_UID,
+    SETTINGS_FILE,
+    SETTINGS_FILE_VAR,
     Env,
     HubSettings,
     SpawnSettings,
@@ -49,6 +55,7 @@ from jhc_settings import (  # noqa: F401
 )
 from jhc_spawn import (  # noqa: F401
     container_home,
+    docker_spawner_class,
     images_for_groups,
     make_allowed_images,
     make_options_form,
@@ -117,7 +124,8 @@ def _ldap(c: Any, s: HubSettings) -> None:
     a.user_attribute = "uid"
     a.valid_username_regex = LOGIN_PATTERN
     a.use_lookup_dn_username = False
-    a.auth_state_attributes = ["uid", "uidNumber", "gidNumber"]
+    # entryCSN: slapd's change stamp of the entry at login; jhc_revoke compares it
+    a.auth_state_attributes = ["uid", "uidNumber", "gidNumber", ENTRY_CSN]
     c.JhcLDAPAuthenticator.group_search_base = ldap.group_base
     a.allowed_groups = [f"cn={group},{ldap.group_base}" for group in ldap.allowed_groups]
     a.group_search_filter = "(&(objectClass=posixGroup)(memberUid={uid}))"
@@ -150,7 +158,8 @@ def _github(c: Any, s: HubSettings) -> None:
 
 def _spawner(c: Any, s: HubSettings) -> None:
     images = list(s.spawn.images)
-    c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+    # DockerSpawner, except that an interrupted spawn counts as stopped (jhc_spawn)
+    c.JupyterHub.spawner_class = docker_spawner_class()
     d = c.DockerSpawner
     d.image = images[0].image  # replaced per user by the pre-spawn hook
     d.allowed_images = make_allowed_images(images)
@@ -185,23 +194,30 @@ def _spawner(c: Any, s: HubSettings) -> None:
     sp.http_timeout = s.start_timeout
 
 
-def _culler(c: Any, s: HubSettings) -> None:
-    if not s.cull_timeout:
-        c.JupyterHub.services = []
-        c.JupyterHub.load_roles = []
-        return
-    command = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={s.cull_timeout}"]
-    if s.cull_every:
-        command.append(f"--cull-every={s.cull_every}")
-    c.JupyterHub.services = [{"name": "idle-culler", "command": command}]
-    c.JupyterHub.load_roles = [
-        {
-            "name": "idle-culler",
-            "description": "Stop idle user servers",
-            "scopes": list(CULLER_SCOPES),
-            "services": ["idle-culler"],
-        }
-    ]
+def _services(c: Any, s: HubSettings) -> None:
+    services: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = []
+    if s.cull_timeout:
+        command = [sys.executable, "-m", "jupyterhub_idle_culler",
+                   f"--timeout={s.cull_timeout}"]
+        if s.cull_every:
+            command.append(f"--cull-every={s.cull_every}")
+        services.append({"name": "idle-culler", "command": command})
+        roles.append({"name": "idle-culler", "description": "Stop idle user servers",
+                      "scopes": list(CULLER_SCOPES), "services": ["idle-culler"]})
+    if s.ldap is not None and s.ldap.readonly_password_file:
+        # the script beside this module (copied into the image with it); it reads the same
+        # settings document, so the environment names only that document
+        script = str(Path(__file__).resolve().parent / "jhc_revoke.py")
+        services.append({
+            "name": "revoke", "command": [sys.executable, script],
+            "environment": {SETTINGS_FILE_VAR: os.environ.get(SETTINGS_FILE_VAR)
+                            or SETTINGS_FILE}})
+        roles.append({"name": "revoke",
+                      "description": "End sessions, tokens and servers of revoked accounts",
+                      "scopes": list(REVOKE_SCOPES), "services": ["revoke"]})
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
 
 
 def apply(c: Any, s: HubSettings) -> None:
@@ -251,7 +267,7 @@ def apply(c: Any, s: HubSettings) -> None:
         _github(c, s)
 
     _spawner(c, s)
-    _culler(c, s)
+    _services(c, s)
 
 
 def configure(c: Any, environ: Mapping[str, str]) -> None:

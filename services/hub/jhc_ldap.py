@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from jhc_values import normalize_login
+
+#: slapd's operational change stamp of an entry, requested explicitly (operational attributes
+#: are not returned otherwise), recorded in auth_state at login for jhc_revoke.
+ENTRY_CSN = "entryCSN"
+
 
 def ldap_authenticator_class() -> type:
     """Subclass of LDAPAuthenticator that also records the user's posixGroups and uidNumber.
@@ -45,6 +51,14 @@ def ldap_authenticator_class() -> type:
                 # ldapauthenticator 2 refuses this too; an empty simple bind is an
                 # "unauthenticated bind" that many servers accept (the old any-password trap)
                 return None
+            # "Alice " is alice: normalise before ldapauthenticator's regex check and bind
+            # (JupyterHub normalises only the name authenticate() returns)
+            try:
+                username = normalize_login(data.get("username"))  # type: ignore[arg-type]
+            except ValueError:
+                self.log.warning("Login refused: invalid username %r", data.get("username"))
+                return None
+            data = {**data, "username": username}
             result = await super().authenticate(handler, data)
             if not result:
                 return None
@@ -56,6 +70,8 @@ def ldap_authenticator_class() -> type:
                 self.log.warning("Login of %s denied: no uidNumber in LDAP", data["username"])
                 return None
             auth_state["uid_number"] = int(numbers[0])
+            csn = attrs.get(ENTRY_CSN) or []
+            auth_state["entry_csn"] = str(csn[0]) if csn else None
             auth_state["groups"] = groups
             result["groups"] = groups
             return result

@@ -80,6 +80,9 @@ class LdapSettings:
     user_base: str
     group_base: str
     allowed_groups: tuple[str, ...]
+    base_dn: str = ""
+    #: the read-only account's password file (jhc_revoke reads it); None = no revocation check
+    readonly_password_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class HubSettings:
     start_timeout: int
     cull_timeout: int
     cull_every: int
+    revoke_every: int = 60
     files_read: bool = field(default=True)
 
 
@@ -144,7 +148,7 @@ def _db(env: Env, read_files: bool) -> DbSettings | None:
     return DbSettings(host, port, name, user, password)
 
 
-def _ldap(env: Env) -> LdapSettings:
+def _ldap(env: Env, read_files: bool) -> LdapSettings:
     base = env.required("JHC_LDAP_BASE_DN", "JHC_AUTH=ldap")
     if "=" not in base or any(ch in base for ch in "{}()*"):
         raise HubConfigError("JHC_LDAP_BASE_DN", f"{base!r} is not a DN like dc=example,dc=org")
@@ -156,13 +160,16 @@ def _ldap(env: Env) -> LdapSettings:
     for group in groups:
         if not NAME_RE.fullmatch(group.lower()):
             raise HubConfigError("JHC_ALLOWED_GROUPS", f"{group!r} is not a group name")
+    readonly_file = env.raw("JHC_LDAP_READONLY_PASSWORD_FILE")
+    if readonly_file is not None and read_files:  # refuse a missing/empty file at start
+        read_secret_file(readonly_file, "JHC_LDAP_READONLY_PASSWORD_FILE")
     return LdapSettings(
         server=env.str("JHC_LDAP_SERVER", "ldap"),
         port=env.int("JHC_LDAP_PORT", 636 if strategy == "on_connect" else 389, 1, 65535),
         tls_strategy=strategy, ca_file=ca_file,
         user_base=env.str("JHC_LDAP_USER_BASE", f"ou=people,{base}"),
         group_base=env.str("JHC_LDAP_GROUP_BASE", f"ou=groups,{base}"),
-        allowed_groups=tuple(groups))
+        allowed_groups=tuple(groups), base_dn=base, readonly_password_file=readonly_file)
 
 
 def _github(env: Env, public_url: str | None, allowed_users: frozenset[str],
@@ -264,7 +271,7 @@ def read_settings(environ: Mapping[str, str], *, read_files: bool = True) -> Hub
     allowed = env.usernames("JHC_ALLOWED_USERS")
     blocked = env.usernames("JHC_BLOCKED_USERS")
     auth = env.choice("JHC_AUTH", "ldap", ("ldap", "github"))
-    ldap = _ldap(env) if auth == "ldap" else None
+    ldap = _ldap(env, read_files) if auth == "ldap" else None
     github = _github(env, public_url, allowed, read_files) if auth == "github" else None
     spawn = _spawn(env, auth)
     mem = _limit(env, "JHC_MEM_LIMIT", "2G", memory_bytes)
@@ -281,4 +288,5 @@ def read_settings(environ: Mapping[str, str], *, read_files: bool = True) -> Hub
         cpu_limit=cpu or None,
         start_timeout=env.int("JHC_START_TIMEOUT", 120, 10, 3600),
         cull_timeout=cull_timeout, cull_every=env.int("JHC_CULL_EVERY", 300, 0),
+        revoke_every=env.int("JHC_REVOKE_EVERY", 60, 1, 86400),
         files_read=read_files)

@@ -140,3 +140,35 @@ def make_pre_spawn_hook(settings: SpawnSettings) -> Callable[[Any], Any]:
 
     return pre_spawn_hook
 
+
+
+def docker_spawner_class() -> type:
+    """DockerSpawner that treats an interrupted spawn as stopped, so it is cleaned up at once.
+
+    JupyterHub records a server with a placeholder address (orm.Server: ip "", a random port)
+    before ``Spawner.start`` and writes the real one when start returns (jupyterhub/user.py,
+    User.spawn). A hub that dies in between leaves the placeholder; at the next start
+    ``check_spawner`` (jupyterhub/app.py) sees DockerSpawner.poll report the container running
+    and waits ``http_timeout`` (120 s) on the placeholder URL before stopping it, and the user
+    cannot start meanwhile. Here the container is removed (the home kept) and the server
+    reported as stopped, so the hub forgets it and the user can start again right away.
+    Defined lazily so this module imports without dockerspawner.
+    """
+    from dockerspawner import DockerSpawner
+
+    class JhcDockerSpawner(DockerSpawner):
+        async def poll(self) -> Any:
+            server = self.server
+            interrupted = server is not None and not server.ip and not self._spawn_pending
+            status = await super().poll()  # finds the container by name (sets its id)
+            if not interrupted or status is not None:
+                return status
+            # start() never returned: the hub was stopped during the spawn. User.stop does
+            # not stop a server that polls as stopped, so remove the container here
+            # (DockerSpawner.remove is set; the home is a bind mount and stays).
+            self.log.warning("%s: spawn was interrupted (no address recorded); removing the "
+                             "container so the user can start again", self._log_name)
+            await self.stop(now=True)
+            return "interrupted spawn"
+
+    return JhcDockerSpawner

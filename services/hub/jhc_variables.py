@@ -57,6 +57,9 @@ VARIABLES: tuple[Variable, ...] = (
              "see below", "insecure"),
     Variable("JHC_LDAP_CA_FILE", "CA bundle for the LDAP server certificate (required unless "
              "insecure)", required="TLS"),
+    Variable("JHC_LDAP_READONLY_PASSWORD_FILE", "file with the password of cn=readonly,<base>, "
+             "the directory's read-only account: the revocation check re-reads accounts with it "
+             "(the hub holds no write credential); unset = no revocation check", "(none)"),
     Variable("JHC_ALLOWED_GROUPS", "comma list of LDAP group names whose members may log in",
              "(none)", config_key="allowedGroups"),
     Variable("JHC_GITHUB_CLIENT_ID", "GitHub OAuth app client id", required="github",
@@ -99,6 +102,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("JHC_START_TIMEOUT", "seconds a user container may take to start and answer", "120"),
     Variable("JHC_CULL_TIMEOUT", "stop servers idle for this many seconds; 0 = no culler", "3600",
              config_key="cullIdleTimeout"),
+    Variable("JHC_REVOKE_EVERY", "seconds between revocation checks: hub users removed, disabled "
+             "or blocked, or whose LDAP entry changed since their login (password reset), are "
+             "deleted from the hub (sessions, tokens, server; data kept)", "60"),
     Variable("JHC_CULL_EVERY", "culler interval in seconds; 0 = the culler's default (timeout/2)",
              "300"),
 )

@@ -546,13 +546,16 @@ def hub_env(settings: Settings, *, root: Path, network: Network, proxy: Proxy, l
         "JHC_HOMES_HUB_DIR": f"{data_dir}/homes",
         "JHC_SHARED_HUB_DIR": f"{data_dir}/shared",
     }
+    if "JHC_LDAP_READONLY_PASSWORD_FILE" in env:  # the revocation check's read account
+        overrides["JHC_LDAP_READONLY_PASSWORD_FILE"] = str(
+            write_secret(secrets_dir / "ldap-readonly-password", ldap.readonly_password))
     if db_name != DB_NAME:
         overrides["JHC_DB_NAME"] = db_name
     overrides.update(extra or {})
     for key in overrides:
         if key not in env and key not in ("JHC_HUB_PORT", "JHC_LDAP_SERVER", "JHC_LDAP_PORT",
                                           "JHC_DB_PORT", "JHC_DB_NAME", "JHC_CULL_EVERY",
-                                          "JHC_START_TIMEOUT"):
+                                          "JHC_REVOKE_EVERY", "JHC_START_TIMEOUT"):
             raise StackError(f"{key} is overridden but hub_environment() does not set it")
     env.update(overrides)
     # the hub reads its variables from one settings document, as in its container

@@ -96,3 +96,15 @@ def test_non_admin_gets_403_on_the_admin_api(platform: stack.Platform, user_clie
     browser = stack.Browser(platform.hub.url)
     assert browser.login("ben", platform.passwords["ben"]).status_code == 302
     assert browser.api("GET", "/users").status_code == 403
+
+
+@pytest.mark.parametrize("typed", ["Ben", "BEN", " ben ", "\tBen\n"])
+def test_login_name_is_normalised_before_authentication(platform: stack.Platform,
+                                                        typed: str) -> None:
+    # the name as a user types it (case, surrounding whitespace) is their login name
+    browser = stack.Browser(platform.hub.url)
+    response = browser.login(typed, platform.passwords["ben"])
+    assert response.status_code == 302, (typed, response.text[-500:])
+    assert browser.api("GET", "/user").json()["name"] == "ben"
+    # the wrong password stays wrong whatever the case of the name
+    _refused(platform, typed, platform.passwords["ada"])

@@ -53,6 +53,17 @@ def test_backup_script_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     assert stale.returncode == 1 and "older than 26h" in stale.stdout
 
 
+def stand_in_environment(tmp_path: Path, bin_dir: Path) -> dict[str, str]:
+    """jhc-backup's environment with stand-in tools first on PATH and scratch directories."""
+    (tmp_path / "pw").write_text("x\n")
+    (tmp_path / "data").mkdir()
+    return {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "JHC_BACKUP_STATE_DIR": str(tmp_path / "state"),
+            "JHC_DATA_DIR": str(tmp_path / "data"), "RESTIC_REPOSITORY": str(tmp_path / "repo"),
+            "JHC_PG_PASSWORD_FILE": str(tmp_path / "pw"),
+            "JHC_HUB_KEY_FILES": str(tmp_path / "pw"), "JHC_BACKUP_CHECK_DAYS": "0"}
+
+
 def test_a_failed_restic_step_fails_the_run(tmp_path: Path) -> None:
     """Every step counts, not only the last one: a failing `restic backup` followed by a
     succeeding `restic forget` is a failed run. Stand-in commands on PATH (this tests the
@@ -67,12 +78,7 @@ def test_a_failed_restic_step_fails_the_run(tmp_path: Path) -> None:
     for name, body in tools.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    (tmp_path / "pw").write_text("x\n")
-    (tmp_path / "data").mkdir()
-    env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
-           "JHC_BACKUP_STATE_DIR": str(tmp_path / "state"), "JHC_DATA_DIR": str(tmp_path / "data"),
-           "RESTIC_REPOSITORY": str(tmp_path / "repo"), "JHC_PG_PASSWORD_FILE": str(tmp_path / "pw"),
-           "JHC_HUB_KEY_FILES": str(tmp_path / "pw"), "JHC_BACKUP_CHECK_DAYS": "0"}
+    env = stand_in_environment(tmp_path, bin_dir)
     result = run(SCRIPTS[0], "run", env=env)
     assert result.returncode == 1 and "BACKUP FAILED" in result.stderr, result.stderr
     assert not (tmp_path / "state" / "last-success").exists()
@@ -95,13 +101,7 @@ def test_a_deployment_without_a_directory_is_backed_up_without_slapcat(
     for name, body in tools.items():
         (bin_dir / name).write_text(f"#!/bin/sh\necho {name} >> {calls}\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    (tmp_path / "pw").write_text("x\n")
-    (tmp_path / "data").mkdir()
-    env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
-           "JHC_BACKUP_STATE_DIR": str(tmp_path / "state"), "JHC_DATA_DIR": str(tmp_path / "data"),
-           "RESTIC_REPOSITORY": str(tmp_path / "repo"), "JHC_PG_PASSWORD_FILE": str(tmp_path / "pw"),
-           "JHC_HUB_KEY_FILES": str(tmp_path / "pw"), "JHC_BACKUP_CHECK_DAYS": "0",
-           "JHC_LDAP_CONFIG_DIR": ldap_dir}
+    env = {**stand_in_environment(tmp_path, bin_dir), "JHC_LDAP_CONFIG_DIR": ldap_dir}
     result = run(SCRIPTS[0], "run", env=env)
     assert (result.returncode == 0) is ok, result.stderr
     assert ("slapcat" in calls.read_text().split()) is not ok

@@ -62,8 +62,10 @@ def main() -> None:
             count = out.split()[-1]
         print(f"{stack:<7}{scale:<9}{count:>10}{statistics.median(walls):>10.2f}{max(walls):>10.2f}"
               f"{statistics.median(cpus):>9.2f}")
+    # as `make unit` runs it
     wall, cpu, out = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "-m", "not integration and not e2e", "-n", "auto", "--dist", "loadfile"])  # as make unit
+                            "-m", "not integration and not e2e", "-n", "auto", "--dist",
+                            "loadfile"])
     print(f"unit suite: {wall:.1f} s wall, {cpu:.1f} s cpu ({out.strip().splitlines()[-1]})")
 
 

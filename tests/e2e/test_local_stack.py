@@ -255,7 +255,11 @@ def test_a_redeploy_with_all_new_secrets_on_the_kept_data_lets_the_earlier_user_
     assert not person.logged_in(driver)  # LDAP converged to the new password
     person.log_in(driver, deployment.url, "nora", deployment.passwords["nora"])
     person.start_with(driver, "scipy")
-    person.wait_for_lab(driver, f"{deployment.url}/user/nora/lab")
+    # Her home kept JupyterLab's workspace too: it reopens her earlier notebook instead of the
+    # launcher. `?reset` starts from a fresh workspace (JupyterLab docs, "URLs": workspaces).
+    person.wait_for_lab(driver, f"{deployment.url}/user/nora/lab", selector=person.LAB_SHELL)
+    driver.get(f"{deployment.url}/user/nora/lab?reset")
+    person.wait_for_lab(driver, f"{deployment.url}/user/nora/lab?reset")
     output = person.run_in_new_notebook(
         driver, f"import pathlib; print('found', (pathlib.Path.home() / "
                 f"'{earlier[-1].name}').read_text())", "found")

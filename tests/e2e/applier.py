@@ -8,23 +8,33 @@ pulumi-docker 5.x gives each input. References are checked against the provider 
          (v4.5.0, the `upstream` submodule pulumi-docker bridges for Container/Network/RemoteImage)
   [rimg] same repository, resource_docker_image_funcs.go (RemoteImage)
   [res]  pulumi/pulumi-docker provider/resources.go (Container: DeleteBeforeReplace)
+  [cmd]  pulumi/pulumi-command provider/pkg/provider/local/commandController.go (Create, Update,
+         Delete), commandOutputs.go (run: /bin/sh -c, cwd = the program's directory, the process
+         environment plus `environment`, `stdin` piped) and common/inputs.go (`triggers` is
+         replaceOnChanges; any other changed input is an Update, which runs `update` or else
+         `create`)
+  [rt]   pulumi docs, resource option replacementTrigger: a changed value forces a replacement
 Anything the applier does not know (a resource type, an input, a value form) raises
 UnsupportedInput: a declaration it cannot apply faithfully fails the run, it is never skipped.
 
 Output references: under the harness's mocks an Image's repoDigest is "sha256:" + sha256(name)
 and a RemoteImage's imageId "sha256:pulled-<name>"; the applier replaces these placeholders
 (anywhere in a string, e.g. inside the hub's JSON image menu) by the real local image ids once
-the images exist, and fails if a placeholder is left. Network names echo their inputs.
+the images exist, and fails if a placeholder is left. A resource's `id` is "<name>-id" under the
+mocks; a value that is exactly that (the LDAP reconcile's trigger) becomes the applied resource's
+real id. Network and container names echo their inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import subprocess
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +49,11 @@ IMAGE = "docker:index/image:Image"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 CONTAINER = "docker:index/container:Container"
 PROVIDER = "pulumi:providers:docker"
-# Resources outside the Docker layer that the local stack declares; nothing to apply for them
-# (random values come from the mocks' secret store; the local host's check command only runs
-# `mkdir -p <data dir> && docker version`, done by the test fixture).
-NOT_DOCKER = ("random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes",
-              "command:local:Command")
+COMMAND = "command:local:Command"
+# Resources outside the Docker layer with nothing to apply: random values come from the mocks'
+# secret store.
+NOT_DOCKER = ("random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes")
+COMMAND_KEYS = {"create", "update", "delete", "environment", "stdin", "triggers"}
 
 NETWORK_KEYS = {"name", "internal"}
 IMAGE_KEYS = {"imageName", "skipPush", "build", "buildOnPreview"}
@@ -51,9 +61,10 @@ BUILD_KEYS = {"context", "dockerfile", "args", "platform"}
 REMOTE_IMAGE_KEYS = {"name", "keepLocally"}
 CONTAINER_KEYS = {"name", "image", "envs", "command", "uploads", "volumes", "networksAdvanced",
                   "ports", "healthcheck", "wait", "waitTimeout", "restart", "mustRun", "attach",
-                  "logs", "labels"}
+                  "logs", "labels", "stopTimeout", "destroyGraceSeconds"}
 # [ctr] schema: these Container inputs are not ForceNew; every other one above is.
-CONTAINER_IN_PLACE = {"restart", "wait", "waitTimeout", "mustRun", "attach", "logs"}
+CONTAINER_IN_PLACE = {"restart", "wait", "waitTimeout", "mustRun", "attach", "logs",
+                      "destroyGraceSeconds"}
 UPLOAD_KEYS = {"file", "content", "owner", "group", "permissions"}
 VOLUME_KEYS = {"hostPath", "containerPath", "readOnly"}
 NETWORK_ATTACH_KEYS = {"name", "aliases"}
@@ -78,6 +89,9 @@ class Applied:
     inputs: dict[str, Any]
     id: str
     outputs: dict[str, Any] = field(default_factory=dict)
+    deps: set[str] = field(default_factory=set)
+    trigger: Any = None        # [rt] the replacement_trigger value it was created with
+    failed: bool = False       # a Command whose create/update failed (initialization error)
 
 
 @dataclass
@@ -112,6 +126,17 @@ def _int(value: Any, where: str) -> int:
     raise UnsupportedInput(f"{where}: expected an integer, got {value!r}")
 
 
+def replacement_trigger(resource: Declared) -> Any:
+    """[rt] The resolved replacement_trigger option the SDK registered (after transformations)."""
+    opts = resource.final_opts
+    if opts is None or getattr(opts, "replacement_trigger", None) is None:
+        return None
+    import pulumi
+
+    from harness import _sync_await
+    return _sync_await(pulumi.Output.from_input(opts.replacement_trigger).future())
+
+
 def mock_placeholders(run: Run) -> dict[str, str]:
     """placeholder -> resource name, for every output reference the mocks hand out."""
     found: dict[str, str] = {}
@@ -133,9 +158,26 @@ def dependencies(run: Run, resource: Declared, placeholders: dict[str, str],
     if resource.type == CONTAINER:
         for attach in resource.plain.get("networksAdvanced") or []:
             deps.add(network_names.get(attach.get("name"), ""))
+    if resource.type == COMMAND:
+        # ids (triggers) and network names (environment) are what the commands reference.
+        for value in _strings(resource.plain):
+            if value.endswith("-id") and value[:-3] in run.resources:
+                deps.add(value[:-3])
+            deps.add(network_names.get(value, ""))
     deps.discard(None)
     deps.discard("")
     return deps  # type: ignore[return-value]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
 
 
 class Applier:
@@ -160,41 +202,69 @@ class Applier:
                     raise UnsupportedInput(f"{r.name}: host {r.plain.get('host')!r} is not the "
                                            f"engine under test ({self.docker_host})")
                 continue
-            if r.type not in (NETWORK, IMAGE, REMOTE_IMAGE, CONTAINER):
+            if r.type not in (NETWORK, IMAGE, REMOTE_IMAGE, CONTAINER, COMMAND):
                 raise UnsupportedInput(f"{r.name}: resource type {r.type} not supported")
             docker_resources.append(r)
 
         placeholders = mock_placeholders(run)
         network_names = {r.plain.get("name"): r.name for r in docker_resources if r.type == NETWORK}
         deps = {r.name: dependencies(run, r, placeholders, network_names) for r in docker_resources}
+        # Declaration order breaks ties: the LocalHost ready check is declared first. (The Docker
+        # provider's `host` comes from its stdout, a dependency the mocks do not show.)
         order = _topological(deps)
         by_name = {r.name: r for r in docker_resources}
+        ids = {f"{name}-id": name for name in by_name}
 
-        # [res] Container is DeleteBeforeReplace; gone resources are deleted after the updates,
-        # in reverse dependency order, as the engine does.
+        # [res] Container is DeleteBeforeReplace; a replaced Command is create-before-delete
+        # (Pulumi's default): its old delete runs after the deployment's updates, as do the
+        # deletes of resources gone from the program, in reverse dependency order.
+        self._replaced: list[Applied] = []
         for name in order:
             resource = by_name[name]
-            resolved = self._resolve(resource.plain, placeholders, name)
-            report.actions[name] = {
+            resolved = self._resolve(resource.plain, placeholders, name, ids)
+            trigger = replacement_trigger(resource)
+            old = self.state.get(name)
+            if old is not None and old.trigger != trigger:
+                if resource.type not in (CONTAINER, COMMAND):
+                    raise UnsupportedInput(f"{name}: replacing a {resource.type} is not supported")
+                if resource.type == CONTAINER:
+                    self._delete(name)  # [rt] forced replacement; [res] DeleteBeforeReplace
+            action = {
                 NETWORK: self._network, IMAGE: self._image, REMOTE_IMAGE: self._remote_image,
-                CONTAINER: self._container}[resource.type](name, resolved)
-        for name in reversed(list(self.state)):
-            if name not in by_name:
-                self._delete(name)
-                report.actions[name] = "delete"
+                CONTAINER: self._container, COMMAND: self._command}[resource.type](name, resolved,
+                                                                                   trigger)
+            if old is not None and old.trigger != trigger:
+                action = "replace"
+            report.actions[name] = action
+            self.state[name].deps = deps[name]
+            self.state[name].trigger = trigger
+        for applied in self._replaced:
+            self._delete_applied(applied)
+        gone = {name: applied.deps for name, applied in self.state.items() if name not in by_name}
+        for name in reversed(_topological(gone, missing_ok=True)):
+            self._delete(name)
+            report.actions[name] = "delete"
         return report
 
     def destroy(self) -> None:
-        """Deletes every resource in reverse creation order. Bind-mounted data stays on disk:
-        [ctr] a container's bind mounts are host directories; removing the container leaves them."""
-        for name in reversed(list(self.state)):
+        """Deletes every resource, dependents before their dependencies (reverse dependency
+        order, as `pulumi destroy`). Bind-mounted data stays on disk: [ctr] a container's bind
+        mounts are host directories; removing the container leaves them."""
+        graph = {name: applied.deps for name, applied in self.state.items()}
+        for name in reversed(_topological(graph, missing_ok=True)):
             self._delete(name)
 
-    def _resolve(self, value: Any, placeholders: dict[str, str], where: str) -> Any:
+    def _resolve(self, value: Any, placeholders: dict[str, str], where: str,
+                 ids: dict[str, str]) -> Any:
         if isinstance(value, dict):
-            return {k: self._resolve(v, placeholders, where) for k, v in value.items()}
+            return {k: self._resolve(v, placeholders, where, ids) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._resolve(v, placeholders, where) for v in value]
+            return [self._resolve(v, placeholders, where, ids) for v in value]
+        if isinstance(value, str) and value in ids:
+            applied = self.state.get(ids[value])
+            if applied is None:
+                raise ApplyError(f"{where}: references the id of {ids[value]} before it exists")
+            return applied.id
         if isinstance(value, str):
             def real(match: re.Match[str]) -> str:
                 token = match[0]
@@ -209,7 +279,7 @@ class Applier:
         return value
 
     # ------------------------------------------------------------------ networks
-    def _network(self, name: str, inputs: dict[str, Any]) -> str:
+    def _network(self, name: str, inputs: dict[str, Any], trigger: Any = None) -> str:
         _only(NETWORK_KEYS, inputs, name)
         old = self.state.get(name)
         if old and old.inputs == inputs and self._exists("networks", old.id):
@@ -224,7 +294,7 @@ class Applier:
         return "create"
 
     # ------------------------------------------------------------------ images
-    def _image(self, name: str, inputs: dict[str, Any]) -> str:
+    def _image(self, name: str, inputs: dict[str, Any], trigger: Any = None) -> str:
         _only(IMAGE_KEYS, inputs, name)
         if inputs.get("skipPush") is not True:
             raise UnsupportedInput(f"{name}: only skipPush=true (build on the engine, no registry)")
@@ -262,7 +332,7 @@ class Applier:
             return "create"
         return "same" if old.outputs["ref"] == image.id and old.inputs == inputs else "update"
 
-    def _remote_image(self, name: str, inputs: dict[str, Any]) -> str:
+    def _remote_image(self, name: str, inputs: dict[str, Any], trigger: Any = None) -> str:
         _only(REMOTE_IMAGE_KEYS, inputs, name)
         # [rimg] findImage: a local image of that name is used; only a missing one is pulled.
         self.ensure_upstream(inputs["name"])
@@ -274,7 +344,7 @@ class Applier:
         return "same" if old.outputs["ref"] == image_id and old.inputs == inputs else "update"
 
     # ------------------------------------------------------------------ containers
-    def _container(self, name: str, inputs: dict[str, Any]) -> str:
+    def _container(self, name: str, inputs: dict[str, Any], trigger: Any = None) -> str:
         _only(CONTAINER_KEYS, inputs, name)
         old = self.state.get(name)
         if old is not None and self._exists("containers", old.id):
@@ -346,10 +416,13 @@ class Applier:
             binds=binds or None, port_bindings=port_bindings or None,
             restart_policy={"Name": restart} if restart != "no" else None,
             network_mode="bridge")  # [ctr] network_mode default "bridge"
+        stop_timeout = inputs.get("stopTimeout")
         created = api.create_container(
             image=inputs["image"], command=inputs.get("command"), name=inputs["name"],
             environment=inputs.get("envs") or None, labels=labels or None,
             healthcheck=healthcheck, host_config=host_config,
+            # [ctr] stop_timeout: Config.StopTimeout (ForceNew)
+            stop_timeout=None if stop_timeout is None else _int(stop_timeout, f"{name}.stopTimeout"),
             ports=[int(p.split("/")[0]) for p in port_bindings] or None)
         cid = created["Id"]
         self.state[name] = Applied(CONTAINER, inputs, cid, {})
@@ -399,17 +472,27 @@ class Applier:
 
     # ------------------------------------------------------------------ deletes
     def _delete(self, name: str) -> None:
-        applied = self.state.pop(name)
+        self._delete_applied(self.state.pop(name))
+
+    def _delete_applied(self, applied: Applied) -> None:
         if applied.type == CONTAINER:
             try:
                 container = self.client.containers.get(applied.id)
             except docker.errors.NotFound:
                 return  # [ctr] delete is idempotent for missing containers
-            # [ctr] resourceDockerContainerDelete: stop (unless attach), remove with its
+            # [ctr] resourceDockerContainerDelete: unless attach, ContainerStop with timeout
+            # destroy_grace_seconds (0 when unset: killed at once), then remove with its
             # anonymous volumes (remove_volumes default true). Bind mounts stay on the host.
-            if container.status == "running":
-                container.stop(timeout=10)
+            if not applied.inputs.get("attach"):
+                grace = _int(applied.inputs.get("destroyGraceSeconds") or 0, "destroyGraceSeconds")
+                self.client.api.stop(applied.id, timeout=grace)
             container.remove(v=True, force=True)
+        elif applied.type == COMMAND:
+            # [cmd] Delete: runs `delete` (if any) with the inputs it was created with, and
+            # PULUMI_COMMAND_STDOUT/STDERR from its last run; a failure fails the destroy.
+            if applied.inputs.get("delete"):
+                self._run_command(applied.id, applied.inputs["delete"], applied.inputs,
+                                  applied.outputs)
         elif applied.type == NETWORK:
             try:
                 self.client.networks.get(applied.id).remove()
@@ -419,6 +502,52 @@ class Applier:
             # [rimg] keep_locally=false: the image is removed on destroy.
             self.client.images.remove(applied.id)
         # [img] Image Delete is a no-op in pulumi-docker (provider.go Delete).
+
+    # ------------------------------------------------------------------ commands
+    def _command(self, name: str, inputs: dict[str, Any], trigger: Any = None) -> str:
+        _only(COMMAND_KEYS, inputs, name)
+        old = self.state.get(name)
+        if old is not None and old.inputs.get("triggers") == inputs.get("triggers") \
+                and old.trigger == trigger:
+            if old.inputs == inputs and not old.failed:
+                return "same"
+            # [cmd] Update: `update`, else `create`, else nothing; the engine also gives a
+            # resource with initialization errors (a failed create) an update on the next run.
+            old.inputs, old.failed = inputs, False
+            command = inputs.get("update") or inputs.get("create")
+            if command:
+                self._run_command(name, command, inputs, old.outputs, old)
+            return "update"
+        if old is not None:
+            # [cmd] triggers are replaceOnChanges: a new resource is created (running
+            # `create`), the old one deleted (running its `delete`) after the updates.
+            self._replaced.append(self.state.pop(name))
+        applied = Applied(COMMAND, inputs, f"{name}-{time.monotonic_ns():x}", {})
+        self.state[name] = applied
+        if inputs.get("create"):
+            self._run_command(name, inputs["create"], inputs, applied.outputs, applied)
+        return "create"
+
+    def _run_command(self, name: str, command: str, inputs: dict[str, Any],
+                     outputs: dict[str, Any], applied: Applied | None = None) -> None:
+        """[cmd] run: /bin/sh -c <command> in the program's directory, the process environment
+        plus `environment` plus the previous stdout/stderr, `stdin` piped when not empty."""
+        env = {**os.environ, **{k: str(v) for k, v in (inputs.get("environment") or {}).items()}}
+        for key, out in (("PULUMI_COMMAND_STDOUT", "stdout"), ("PULUMI_COMMAND_STDERR", "stderr")):
+            if outputs.get(out):
+                env[key] = outputs[out]
+        stdin = inputs.get("stdin") or None
+        result = subprocess.run(["/bin/sh", "-c", command], cwd=ROOT, env=env, input=stdin,
+                                stdin=None if stdin else subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=900, check=False)
+        outputs.update(stdout=result.stdout.rstrip("\n"), stderr=result.stderr.rstrip("\n"))
+        with self.log.open("a") as log:
+            log.write(f"--- {name}: {command}\n{result.stdout}{result.stderr}")
+        if result.returncode != 0:
+            if applied is not None:
+                applied.failed = True
+            raise ApplyError(f"{name}: command {command!r} exited {result.returncode}:\n"
+                             f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
     def _exists(self, kind: str, ident: str) -> bool:
         try:
@@ -456,7 +585,7 @@ def _upload_tar(upload: dict[str, Any], where: str) -> bytes:
     return buffer.getvalue()
 
 
-def _topological(deps: dict[str, set[str]]) -> list[str]:
+def _topological(deps: dict[str, set[str]], missing_ok: bool = False) -> list[str]:
     order: list[str] = []
     done: set[str] = set()
 
@@ -467,6 +596,8 @@ def _topological(deps: dict[str, set[str]]) -> list[str]:
             raise ApplyError(f"dependency cycle: {' -> '.join(path + (name,))}")
         for dep in sorted(deps.get(name, ())):
             if dep not in deps:
+                if missing_ok:
+                    continue
                 raise ApplyError(f"{name} depends on {dep}, which is not a Docker resource")
             visit(dep, path + (name,))
         done.add(name)

@@ -5,11 +5,9 @@ Why: every other test proves one service at a time; here the resource graph of P
 the project's Dockerfiles, containers with the declared env, uploads, mounts, networks, aliases —
 and is used the way a person uses it: through Caddy, in a real browser.
 
-Not written yet (it needs the services to converge to new secrets at start, another issue):
-"teardown keeping data, then a fresh apply with all-new secrets". The pieces are here: remove
-the user servers (user_containers), `deployment.applier.destroy()` (bind-mounted data stays),
-`deployment.secret_store.clear()`, then `deployment.apply(deployment.config)` and log in as an
-earlier user.
+The last scenario tears the stack down keeping its data (`deployment.applier.destroy()`: the
+program's cleanup command removes the user servers, bind-mounted data stays), clears the secret
+store and applies again: every service must converge to the new secrets at start.
 
 Isolation on a shared engine: stack name "e2e" (the program names everything jhc-e2e-...), a
 data directory under pytest's tmp, Caddy on free loopback ports, user names no other suite uses.
@@ -195,8 +193,6 @@ def deployment(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFac
     """The local stack, applied once per session; torn down at the end (data dir removed too)."""
     remove_leftovers(engine)
     data_dir = tmp_path_factory.mktemp("e2e-data")
-    # What LocalHost's check command does before anything talks to Docker.
-    data_dir.mkdir(parents=True, exist_ok=True)
     https_port, http_port = free_port(), free_port()
     applier = Applier(engine, lambda name: ensure_upstream(engine, name, BUILD_LOG), BUILD_LOG)
     store: dict[str, str] = {}
@@ -207,11 +203,14 @@ def deployment(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFac
         deployed.apply(config)
         yield deployed
     finally:
-        for container in user_containers(engine, f"{PREFIX}-frontend"):
-            with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True)
-        applier.destroy()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        try:
+            # The program's destroy-time cleanup command removes the user servers.
+            applier.destroy()
+        finally:
+            remove_leftovers(engine)  # only what a failed destroy left behind
+            shutil.rmtree(data_dir, ignore_errors=True)
+            # LocalHost's default backup repository, a sibling of the data directory.
+            shutil.rmtree(f"{data_dir}-backups", ignore_errors=True)
 
 
 @pytest.fixture()

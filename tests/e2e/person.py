@@ -74,8 +74,13 @@ def start_with(driver: Any, value: str) -> None:
                                          "form#spawn_form button[type=submit]").click()
 
 
-def wait_for_lab(driver: Any, lab_url: str, timeout: float = 180) -> None:
-    """JupyterLab is up: its launcher shows a notebook card.
+LAUNCHER_NOTEBOOK = ".jp-LauncherCard[data-category='Notebook']"
+LAB_SHELL = "#jp-main-dock-panel"
+
+
+def wait_for_lab(driver: Any, lab_url: str, timeout: float = 180,
+                 selector: str = LAUNCHER_NOTEBOOK) -> None:
+    """JupyterLab is up: its launcher shows a notebook card (or `selector` is there).
 
     Starting a user container adds a veth interface on this host; Chromium then aborts the
     request in flight with ERR_NETWORK_CHANGED (its network change notifier). A person would
@@ -83,7 +88,7 @@ def wait_for_lab(driver: Any, lab_url: str, timeout: float = 180) -> None:
     """
     deadline = time.monotonic() + timeout
     while True:
-        cards = driver.find_elements(By.CSS_SELECTOR, ".jp-LauncherCard[data-category='Notebook']")
+        cards = driver.find_elements(By.CSS_SELECTOR, selector)
         if cards:
             return
         if "ERR_NETWORK_CHANGED" in page_text(driver):

@@ -192,7 +192,7 @@ def test_applying_the_same_graph_again_replaces_nothing(
 
 # ------------------------------------------------------------------------- 4. a service change
 
-def test_a_service_change_replaces_only_the_hub_and_the_ldap_reconcile_and_the_new_user_logs_in(
+def test_a_service_change_replaces_only_the_hub_reruns_the_ldap_reconcile_and_the_new_user_logs_in(
         deployment: Deployment, engine: docker.DockerClient, browser: Any) -> None:
     before = engine_snapshot(engine, deployment)
     nora_server = engine.containers.get("jupyter-nora").id
@@ -202,13 +202,16 @@ def test_a_service_change_replaces_only_the_hub_and_the_ldap_reconcile_and_the_n
     config["users"].append({"name": "pia", "fullName": "Pia New", "groups": ["physics"]})
     config["images"][2]["displayName"] = "R 4 (students)"   # the image menu changed
     config["memLimit"] = "1G"                                # a limit changed
-    deployment.apply(config)
+    report = deployment.apply(config)
     after = engine_snapshot(engine, deployment)
 
     changed = {k for k in before if before[k] != after.get(k)}
-    # pulumi-docker replaces a Container when any ForceNew input changes (envs, uploads, ...):
-    # the hub's environment (users, menu, limit) and the reconcile's desired-state upload.
-    assert changed == {f"container {PREFIX}-hub", f"container {PREFIX}-ldap-reconcile"}
+    # pulumi-docker replaces a Container when any ForceNew input changes (uploads): the hub's
+    # settings document (users, menu, limit). The LDAP reconcile is a pulumi-command Command
+    # whose stdin (the desired users) changed: an update, which runs its create script again.
+    assert changed == {f"container {PREFIX}-hub"}
+    assert report.changed() == {"jhc-hub-container": "replace",
+                                "jhc-ldap-reconcile": "update"}
     # Data stays; the running user server survives the hub's replacement (separate proxy).
     assert engine.containers.get("jupyter-nora").id == nora_server
     assert sorted(p.name for p in (deployment.data_dir / "homes" / "nora").iterdir()) == homes_before
@@ -217,3 +220,47 @@ def test_a_service_change_replaces_only_the_hub_and_the_ldap_reconcile_and_the_n
     person.log_in(driver, deployment.url, "pia", deployment.passwords["pia"])
     assert person.menu_choices(driver) == {"minimal": "Python (minimal)",
                                            "scipy": "SciPy (physics)"}
+
+
+# ------------------------------------------- 6. teardown keeping data, a fresh apply, new secrets
+
+def test_a_redeploy_with_all_new_secrets_on_the_kept_data_lets_the_earlier_user_find_her_file(
+        deployment: Deployment, engine: docker.DockerClient, browser: Any) -> None:
+    home = deployment.data_dir / "homes" / "nora"
+    earlier = sorted(home.glob("from-lab-*.txt"))
+    assert earlier, "the person's path (first test) wrote no file to find again"
+    marker = earlier[-1].read_text()
+    old_secrets = dict(deployment.secret_store)
+    old_password = deployment.passwords["nora"]
+    assert engine.containers.get("jupyter-nora")  # her server runs on the frontend network
+
+    # `pulumi destroy`: the program's cleanup command removes her server, so the frontend
+    # network can go; bind-mounted data stays on the disk.
+    deployment.applier.destroy()
+    assert not deployment.applier.state
+    with pytest.raises(docker.errors.NotFound):
+        engine.containers.get("jupyter-nora")
+    assert not [n for n in engine.networks.list() if n.name in (FRONTEND, BACKEND)]
+    assert earlier[-1].read_text() == marker
+
+    # A new stack on the kept data: every random secret generated again.
+    deployment.secret_store.clear()
+    deployment.apply(deployment.config)
+    assert set(deployment.secret_store) == set(old_secrets)
+    assert all(deployment.secret_store[k] != old_secrets[k] for k in old_secrets)
+    assert deployment.passwords["nora"] != old_password
+
+    driver = browser()
+    person.log_in(driver, deployment.url, "nora", old_password)
+    assert not person.logged_in(driver)  # LDAP converged to the new password
+    person.log_in(driver, deployment.url, "nora", deployment.passwords["nora"])
+    person.start_with(driver, "scipy")
+    # Her home kept JupyterLab's workspace too: it reopens her earlier notebook instead of the
+    # launcher. `?reset` starts from a fresh workspace (JupyterLab docs, "URLs": workspaces).
+    person.wait_for_lab(driver, f"{deployment.url}/user/nora/lab", selector=person.LAB_SHELL)
+    driver.get(f"{deployment.url}/user/nora/lab?reset")
+    person.wait_for_lab(driver, f"{deployment.url}/user/nora/lab?reset")
+    output = person.run_in_new_notebook(
+        driver, f"import pathlib; print('found', (pathlib.Path.home() / "
+                f"'{earlier[-1].name}').read_text())", "found")
+    assert f"found {marker}" in output

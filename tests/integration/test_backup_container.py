@@ -108,5 +108,10 @@ def test_container_is_unhealthy_until_a_backup_succeeds(
         assert "last success: 20" in status and "1 snapshots" in status, status
         verify = container.exec_run(["jhc-backup", "verify"])
         assert verify.exit_code == 0 and b"restorable" in verify.output, verify.output[-2000:]
+        # SIGTERM ends the sleeping loop cleanly (exit 0); ignored, docker would SIGKILL it
+        # at the end of the grace period (exit 137)
+        container.stop(timeout=20)
+        container.reload()
+        assert container.attrs["State"]["ExitCode"] == 0, container.attrs["State"]
     finally:
         container.remove(force=True)

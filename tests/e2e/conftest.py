@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from applier import Applier, Report  # noqa: E402
-from docker_helpers import CI_DOCKER  # noqa: E402
+from docker_helpers import running_engine  # noqa: E402
 from standins import ensure_upstream  # noqa: E402
 
 from harness import Run, plain, run_program  # noqa: E402
@@ -164,21 +164,12 @@ def remove_leftovers(client: docker.DockerClient) -> None:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[docker.DockerClient]:
-    """The Docker engine (started by scripts/ci-docker.sh if none answers; kept if we reused it)."""
-    if os.geteuid() != 0:
-        pytest.fail("the e2e tests drive the Docker engine and need root (CI runs as root)")
-    result = subprocess.run([str(CI_DOCKER), "start"], capture_output=True, text=True,
-                            timeout=900, check=False)
-    if result.returncode != 0:
-        pytest.fail(f"ci-docker.sh start failed:\n{result.stderr}")
-    started = result.stdout.strip().splitlines()[-1:] == ["started"]
-    client = docker.from_env(timeout=900)
+    """The Docker engine (docker_helpers.running_engine)."""
     try:
-        yield client
-    finally:
-        client.close()
-        if started and os.environ.get("JHC_KEEP_DOCKERD") != "1":
-            subprocess.run([str(CI_DOCKER), "stop"], timeout=120, check=False)
+        with running_engine(timeout=900) as client:
+            yield client
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")

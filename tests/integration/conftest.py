@@ -9,14 +9,13 @@ started, because other sessions on the same machine may share the engine.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 import stack
-from docker_helpers import CI_DOCKER, ensure_notebook_image
+from docker_helpers import ensure_notebook_image, running_engine
 
 HERE = Path(__file__).resolve().parent
 BUILD_LOG = Path(os.environ.get("JHC_TEST_BUILD_LOG", "/tmp/jhc-test-images.log"))
@@ -35,26 +34,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[docker.DockerClient]:
-    """A Docker SDK client for a running engine; stops dockerd at the end only if it started it.
-
-    Set JHC_KEEP_DOCKERD=1 to leave a dockerd this fixture started running (faster reruns,
-    or when parallel sessions share it).
-    """
-    if os.geteuid() != 0:
-        pytest.skip("the Docker engine fixture needs root (CI runs as root)")
-    result = subprocess.run(
-        [str(CI_DOCKER), "start"], capture_output=True, text=True, timeout=900, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"ci-docker.sh start failed ({result.returncode}):\n{result.stderr}")
-    started = result.stdout.strip().splitlines()[-1:] == ["started"]
-    client = docker.from_env(timeout=600)
+    """A Docker SDK client for a running engine (docker_helpers.running_engine)."""
     try:
-        yield client
-    finally:
-        client.close()
-        if started and os.environ.get("JHC_KEEP_DOCKERD") != "1":
-            subprocess.run([str(CI_DOCKER), "stop"], timeout=120, check=False)
+        with running_engine() as client:
+            yield client
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")

@@ -221,3 +221,24 @@ def _image_id(client: docker.DockerClient, tag: str) -> str | None:
 def _note(log: Path, message: str) -> None:
     with log.open("a") as out:
         out.write(f"docker_helpers: {message}\n")
+
+
+@contextlib.contextmanager
+def running_engine(timeout: int = 600) -> Iterator[docker.DockerClient]:
+    """A client for a running engine, started with scripts/ci-docker.sh if none answers; a
+    dockerd started here is stopped again at the end unless JHC_KEEP_DOCKERD=1 (faster reruns,
+    or parallel sessions sharing it). Shared by the integration and e2e fixtures."""
+    if os.geteuid() != 0:
+        raise RuntimeError("the Docker engine fixture needs root (CI runs as root)")
+    result = subprocess.run([str(CI_DOCKER), "start"], capture_output=True, text=True,
+                            timeout=900, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ci-docker.sh start failed ({result.returncode}):\n{result.stderr}")
+    started = result.stdout.strip().splitlines()[-1:] == ["started"]
+    client = docker.from_env(timeout=timeout)
+    try:
+        yield client
+    finally:
+        client.close()
+        if started and os.environ.get("JHC_KEEP_DOCKERD") != "1":
+            subprocess.run([str(CI_DOCKER), "stop"], timeout=120, check=False)

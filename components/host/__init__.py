@@ -72,6 +72,19 @@ class BackupTarget:
     host_dir: str | None = None                      # a directory repository on the host
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """Worker VMs joined to a Docker Swarm whose manager is the main host (hostWorkers > 0).
+
+    Handed to the platform like Publishing: the platform switches to SwarmSpawner, an overlay
+    network and the manager's registry without asking which cloud the nodes are on.
+    """
+
+    manager_address: pulumi.Output[str]  # the main host's private address: registry and NFS
+    worker_count: int
+    ready: pulumi.Output[str]            # resolves once every worker has joined the swarm
+
+
 class Host(pulumi.ComponentResource):
     """A Docker host with its data directory on the data volume.
 
@@ -88,6 +101,7 @@ class Host(pulumi.ComponentResource):
     data_volume_id: pulumi.Output[str]
     ready: pulumi.Output[str]
     publishing: Publishing
+    cluster: Cluster | None = None  # None: one host, DockerSpawner (today's deployment)
 
     def _wait_until_ready(self, name: str, host: HostSettings, public_address: pulumi.Output[str],
                           server_id: pulumi.Output[str],

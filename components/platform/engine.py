@@ -3,7 +3,11 @@
 Every Docker resource is bound to the engine's identity with `replacement_trigger` (pulumi docs,
 "replacementTrigger": a changed value forces a replacement), so moving to another engine (another
 cloud, another localDockerHost, another data volume) re-creates everything there instead of
-leaving the state claiming containers that the new engine does not have. The same
+leaving the state claiming containers that the new engine does not have. A stack deployed before
+the trigger existed is not replaced by its first `up`: the engine treats a null trigger on either
+side as "no trigger" (pulumi/pulumi pkg/resource/deploy/step_generator.go shouldTriggerReplace);
+from then on the state holds the identity. The value must be known at `up` time (the engine
+refuses unknown triggers outside preview): it is built from the host's address and volume. The same
 transformation gives every container a stop grace period: without one the provider removes a
 running container at once (pulumi-docker Container.destroy_grace_seconds: "If defined will attempt
 to stop the container before destroying"), and Postgres would get SIGKILL on every replacement.

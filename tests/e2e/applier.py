@@ -13,7 +13,9 @@ pulumi-docker 5.x gives each input. References are checked against the provider 
          environment plus `environment`, `stdin` piped) and common/inputs.go (`triggers` is
          replaceOnChanges; any other changed input is an Update, which runs `update` or else
          `create`)
-  [rt]   pulumi docs, resource option replacementTrigger: a changed value forces a replacement
+  [rt]   pulumi docs, resource option replacementTrigger: a changed value forces a replacement;
+         pulumi/pulumi pkg/resource/deploy/step_generator.go shouldTriggerReplace: a null trigger
+         on either side (a resource deployed before the option was set) never replaces
 Anything the applier does not know (a resource type, an input, a value form) raises
 UnsupportedInput: a declaration it cannot apply faithfully fails the run, it is never skipped.
 
@@ -126,6 +128,11 @@ def _int(value: Any, where: str) -> int:
     raise UnsupportedInput(f"{where}: expected an integer, got {value!r}")
 
 
+def trigger_replaces(old: Any, new: Any) -> bool:
+    """[rt] Only a change between two set values replaces."""
+    return old is not None and new is not None and old != new
+
+
 def replacement_trigger(resource: Declared) -> Any:
     """[rt] The resolved replacement_trigger option the SDK registered (after transformations)."""
     opts = resource.final_opts
@@ -224,7 +231,8 @@ class Applier:
             resolved = self._resolve(resource.plain, placeholders, name, ids)
             trigger = replacement_trigger(resource)
             old = self.state.get(name)
-            if old is not None and old.trigger != trigger:
+            replaced = old is not None and trigger_replaces(old.trigger, trigger)
+            if replaced:
                 if resource.type not in (CONTAINER, COMMAND):
                     raise UnsupportedInput(f"{name}: replacing a {resource.type} is not supported")
                 if resource.type == CONTAINER:
@@ -233,7 +241,7 @@ class Applier:
                 NETWORK: self._network, IMAGE: self._image, REMOTE_IMAGE: self._remote_image,
                 CONTAINER: self._container, COMMAND: self._command}[resource.type](name, resolved,
                                                                                    trigger)
-            if old is not None and old.trigger != trigger:
+            if replaced:
                 action = "replace"
             report.actions[name] = action
             self.state[name].deps = deps[name]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import json
 import os
@@ -236,11 +237,17 @@ def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[
     def program() -> None:
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
+    # __main__ tunes the collector for its own process (the language host's); give the test
+    # process its setting back.
+    thresholds = gc.get_threshold()
     with mock.patch.object(pulumi.Resource, "__init__", recording_init), \
             mock.patch.object(pulumi.resource, "register_resource", recording_register), \
             mock.patch.object(pulumi, "export", export), \
             mock.patch.object(pulumi.runtime.resource, "_get_stack_trace", source_pb2.StackTrace):
-        program()
+        try:
+            program()
+        finally:
+            gc.set_threshold(*thresholds)
     outputs = {k: _sync_await(o.future()) for k, o in exports.items()}
     secrets = {k for k, o in exports.items() if _sync_await(o.is_secret())}
     return Run(resources, outputs, secrets)

@@ -12,7 +12,8 @@ from components.platform.engine import Engine, bind_to_engine, check_shell
 
 # The program keeps most of what it allocates (an Output and its futures per property of every
 # resource) and the provider SDKs' classes fill the heap, so CPython's full collections, which
-# rescan all of it, cost more than half of a run at class scale (bench/program_under_mocks.py).
+# rescan all of it, cost a third (OpenStack) to a half (AWS) of a run at class scale
+# (bench/program_under_mocks.py).
 # Ten times fewer full collections; young generations as by default. The language host runs this
 # file with runpy in its own short-lived process (pulumi/pulumi sdk/python/cmd/
 # pulumi-language-python-exec), so the setting covers the whole deployment and nothing else.

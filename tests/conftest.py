@@ -8,12 +8,15 @@ Collection: a marked directory that `-m` cannot select is not imported (tests/ma
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from marked_dirs import left_out
 
+COLLECTOR = gc.get_threshold()
 INSTALL = "sudo scripts/install-system-deps.sh unit   (`make unit` runs it)"
 
 
@@ -36,3 +39,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     return True if left_out(collection_path, config.getoption("markexpr")) else None
+
+
+@pytest.fixture(autouse=True)
+def collector_as_it_was() -> Iterator[None]:
+    """__main__ tunes the garbage collector for its own process and freezes what it declared
+    (tests/harness.py runs it here): after each test the worker gets its setting back and every
+    object back to the collector."""
+    yield
+    gc.set_threshold(*COLLECTOR)
+    gc.unfreeze()

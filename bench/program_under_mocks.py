@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 3
+RUNS = 5
 ONE_RUN = """
 import gc, json, sys
 sys.path[:0] = [{root!r}, {tests!r}]

@@ -19,9 +19,11 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 # Installs only the system tools the unit tests run (caddy, slapd, cloud-init, sshd, ...).
+# Bytecode cache on even where the shell turns it off (PYTHONDONTWRITEBYTECODE): every xdist
+# worker otherwise re-parses and assertion-rewrites every test module (about 2 s each).
 unit: $(VENV)/.installed
 	bash scripts/install-system-deps.sh unit
-	$(PY) -m pytest -m "not integration and not e2e" -n auto --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not integration and not e2e" -n auto --dist loadfile
 
 integration: deps
 	$(PY) -m pytest -m integration

@@ -1,5 +1,6 @@
 """jupyterhub-cloud: stack config → host → Docker engine → Jupyter platform. Wiring only."""
 
+import gc
 import os
 
 import pulumi
@@ -8,6 +9,15 @@ from components.config import load_settings, raw_project_config
 from components.host import host_class
 from components.platform import Platform, PlatformArgs
 from components.platform.engine import Engine, bind_to_engine, check_shell
+
+# The program keeps most of what it allocates (an Output and its futures per property of every
+# resource) and the provider SDKs' classes fill the heap, so CPython's full collections, which
+# rescan all of it, cost a third (OpenStack) to a half (AWS) of a run at class scale
+# (bench/program_under_mocks.py).
+# Ten times fewer full collections; young generations as by default. The language host runs this
+# file with runpy in its own short-lived process (pulumi/pulumi sdk/python/cmd/
+# pulumi-language-python-exec), so the setting covers the whole deployment and nothing else.
+gc.set_threshold(700, 10, 100)
 
 check_shell(os.environ)
 raw, secret_keys = raw_project_config()
@@ -39,3 +49,9 @@ if platform.backup is not None:
     pulumi.export("backupRepository", platform.backup.repository)
     # Store it away from the cloud account: without it no backup can be read.
     pulumi.export("backupRepositoryPassword", pulumi.Output.secret(platform.backup.password))
+
+# What is declared now lives until the process exits, where the interpreter's own collections
+# would rescan all of it once more (about 1 s of an AWS run at class scale): leave it out of
+# every later collection. The language host exits right after the deployment (sys.exit in
+# pulumi-language-python-exec), so nothing frozen here would have been freed earlier.
+gc.freeze()

@@ -1,14 +1,22 @@
 """Suite-wide rules. `needs`: a test that runs a real system tool says so, and fails (never
 skips) with the command that installs it when the tool is missing: a fresh machine gets a red,
 actionable result instead of a pass that checked nothing. `make unit` installs them first.
+
+Collection: a marked directory that `-m` cannot select is not imported (tests/marked_dirs.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from marked_dirs import left_out
 
+COLLECTOR = gc.get_threshold()
 INSTALL = "sudo scripts/install-system-deps.sh unit   (`make unit` runs it)"
 
 
@@ -17,7 +25,27 @@ def _installed(command: str) -> bool:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    # pulumi.Output (a secret config value, the mocks) needs a current event loop, which the
+    # language host always has; a test that ran asyncio.run() earlier in this worker left none.
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     for marker in item.iter_markers("needs"):
         missing = [c for c in marker.args if not _installed(c)]
         if missing:
             pytest.fail(f"{', '.join(missing)} not installed: run {INSTALL}", pytrace=False)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if left_out(collection_path, config.getoption("markexpr")) else None
+
+
+@pytest.fixture(autouse=True)
+def collector_as_it_was() -> Iterator[None]:
+    """__main__ tunes the garbage collector for its own process and freezes what it declared
+    (tests/harness.py runs it here): after each test the worker gets its setting back and every
+    object back to the collector."""
+    yield
+    gc.set_threshold(*COLLECTOR)
+    gc.unfreeze()

@@ -236,6 +236,9 @@ def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[
     def program() -> None:
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
+    # __main__ tunes the garbage collector for its own process and freezes what it declared, and
+    # this leaves it so, as the language host does (bench/ measures such a process); the test
+    # process gets its collector back after each test (tests/conftest.py).
     with mock.patch.object(pulumi.Resource, "__init__", recording_init), \
             mock.patch.object(pulumi.resource, "register_resource", recording_register), \
             mock.patch.object(pulumi, "export", export), \

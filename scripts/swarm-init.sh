@@ -14,7 +14,8 @@ read -r node_state is_manager address <<< "$state"
 case "$node_state $is_manager" in
   "inactive false")
     echo "swarm-init: creating the swarm on $JHC_ADVERTISE_ADDR" >&2
-    on_manager docker swarm init --advertise-addr "$JHC_ADVERTISE_ADDR" >&2 ;;
+    # Its stdout is the join command, token included: never let it reach the log.
+    on_manager docker swarm init --advertise-addr "$JHC_ADVERTISE_ADDR" >/dev/null ;;
   "active true")
     [[ "$address" == "$JHC_ADVERTISE_ADDR" ]] ||
       die "the manager advertises $address, not its private address $JHC_ADVERTISE_ADDR" \

@@ -18,7 +18,6 @@ from components.host.bootstrap import _environment
 # (directory under the data dir, mount mode): datasets are read-only on every worker.
 EXPORTS: tuple[tuple[str, str], ...] = (("homes", "rw"), ("shared", "rw"), ("datasets", "ro"))
 EXPORTS_FILE = "/etc/exports.d/jupyterhub-cloud.exports"
-NFS_PORT = 2049
 TEMPLATES_DIR = str(Path(__file__).resolve().parents[2] / "scripts" / "templates")
 
 

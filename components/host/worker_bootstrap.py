@@ -20,8 +20,11 @@ from components.host.bootstrap import (
     validate_params,
 )
 from components.host.nfs import EXPORTS, render_worker_fstab
+from components.host.security import REGISTRY_PORT  # the platform's registry (plain HTTP)
 
-REGISTRY_PORT = 5000  # the platform's registry container on the manager (plain HTTP)
+# RFC 1918, RFC 6598 (shared address space, used by some clouds' tenant networks), IPv6 ULA.
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
 
 # Target path, permissions and source file; the shared ones are the main host's very files.
 _WORKER_FILES: tuple[tuple[str, str, str], ...] = (
@@ -52,7 +55,8 @@ class WorkerParams:
 def render_worker_user_data(params: WorkerParams) -> str:
     """The ``#cloud-config`` of a worker; deterministic, like the main host's."""
     validate_params(params.host)
-    if ipaddress.ip_address(params.manager_address).is_global:
+    address = ipaddress.ip_address(params.manager_address)
+    if not any(address in net for net in PRIVATE_NETWORKS):
         # NFS and the plain-HTTP registry must never travel over a public address.
         raise ValueError(f"manager address must be private, got {params.manager_address}")
     env = _environment()

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from docker_helpers import ensure_base_image, running_engine
 
 HERE = Path(__file__).resolve().parent / "jhcswi"

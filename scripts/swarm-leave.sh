@@ -5,7 +5,9 @@
 # (user servers stop cleanly; their files live on the main host) and starts them elsewhere;
 # it waits, bounded by JHC_DRAIN_TIMEOUT, until none runs there, then the worker leaves and the
 # manager forgets it. A drain that does not finish fails the step, so the VM is kept.
-# Inputs (environment): PULUMI_COMMAND_STDOUT (the node id swarm-join.sh printed),
+# Inputs (environment): PULUMI_COMMAND_STDOUT (the node id swarm-join.sh printed; pulumi-command
+# sets it for a delete: "the stdout ... of the Command resource from previous create or update
+# steps", local.Command `delete` docs),
 # JHC_MANAGER_TARGET, JHC_MANAGER_SSH_OPTS, JHC_WORKER_TARGET, JHC_WORKER_SSH_OPTS.
 set -euo pipefail
 : "${JHC_MANAGER_TARGET:?}" "${JHC_WORKER_TARGET:?}"

@@ -118,6 +118,7 @@ def test_openstack_workers_private_same_image_own_group(dev2: Run) -> None:
         port = w.plain["networks"][0]["port"]
         assert port.startswith("jhc-worker-") and port.endswith("-port-id")
         assert w.opts.delete_before_replace is True
+        assert w.opts.replace_on_changes == ["flavor_name"]  # never resized in place undrained
     # No floating IP reaches a worker: the only association is the main host's port.
     assocs = dev2.of_type("openstack:networking/floatingIpAssociate:FloatingIpAssociate")
     assert [a.plain["portId"] for a in assocs] == ["jhc-port-id"]
@@ -136,6 +137,7 @@ def test_aws_workers_without_elastic_ip_in_the_main_subnet(aws2: Run) -> None:
         assert w.plain["rootBlockDevice"]["encrypted"] is True
         assert w.plain["userDataReplaceOnChange"] is True
         assert w.plain["associatePublicIpAddress"] is True  # as configured (default VPC)
+        assert set(w.opts.replace_on_changes) == {"instance_type", "root_block_device"}
     assert [a.plain["instanceId"] for a in aws2.of_type("aws:ec2/eipAssociation:EipAssociation")] \
         == ["jhc-server-id"]
     private = run_program("aws", overrides={"hostWorkers": 1, "awsVpcId": "vpc-1",

@@ -34,7 +34,8 @@ REBUILD = "every image rebuilt for the new platform; containers replaced"
 IOPS = "volume modified in place"
 WORKERS = ("workers added (new VMs, joined to the swarm) or drained and removed; the main host, "
            "its volume and IP are untouched")
-WORKER_SIZE = "workers replaced one by one, each drained first; the main host is untouched"
+WORKER_SIZE = ("workers replaced, each drained before its VM is deleted; the main host is "
+               "untouched")
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,10 @@ def aws_workers(host: Host, name: str, args: HostSettings, *, ami: pulumi.Input[
             user_data_replace_on_change=True,
             tags={"Name": f"{name}-worker-{index}", "jupyterhub-cloud": "worker"},
             # A drifting "most recent AMI" lookup never replaces running workers.
-            opts=pulumi.ResourceOptions(parent=host, ignore_changes=["ami"]))
+            # A new size would stop/modify/start the instance without a drain: replaced
+            # instead, so the join step's delete drains the old worker first.
+            opts=pulumi.ResourceOptions(parent=host, ignore_changes=["ami"],
+                                        replace_on_changes=["instance_type", "root_block_device"]))
         workers.append(WorkerVm(server, server.id, server.private_ip))
     host.cluster = join_workers(host, name, args, manager_address, workers)
     host.worker_addresses = pulumi.Output.all(*[w.private_address for w in workers])

@@ -58,7 +58,10 @@ def openstack_workers(host: Host, name: str, args: HostSettings, keypair: openst
                 parent=host,
                 # The port belongs to one server at a time; a newer image never rebuilds a
                 # running worker in place (OpenStack rebuilds on an image change, wiping it).
-                delete_before_replace=True, ignore_changes=["image_name", "image_id"]))
+                delete_before_replace=True, ignore_changes=["image_name", "image_id"],
+                # A new flavor would resize in place (Nova reboots the server, no drain):
+                # replaced instead, so the join step's delete drains it first.
+                replace_on_changes=["flavor_name"]))
         workers.append(WorkerVm(server, server.id, port.all_fixed_ips[0]))
     host.cluster = join_workers(host, name, args, manager_address, workers)
     host.worker_addresses = pulumi.Output.all(*[w.private_address for w in workers])

@@ -12,7 +12,10 @@ source "$(dirname "$0")/lib/nodes.sh"
 
 on_manager sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   -o DPkg::Lock::Timeout=600 nfs-kernel-server >&2
-printf '[nfsd]\nvers3=n\n' | on_manager sudo tee /etc/nfs.conf.d/jupyterhub-cloud.conf >/dev/null
+# NFSv4 needs neither rpcbind nor mountd (Red Hat, "Exporting NFS shares": it "no longer requires
+# an rpcbind service"); nfsconf(8) --set (nfs-common 2.6 on Ubuntu 24.04 and Debian 12) edits
+# /etc/nfs.conf, whose [nfsd] section takes vers3 (nfs.conf(5)).
+on_manager sudo nfsconf --set nfsd vers3 n
 printf '%s\n' "$JHC_EXPORTS" | on_manager sudo tee "$JHC_EXPORTS_FILE" >/dev/null
 on_manager sudo systemctl enable nfs-server.service >&2
 on_manager sudo systemctl restart nfs-server.service

@@ -77,10 +77,11 @@ def join_workers(host: Host, name: str, settings: HostSettings,
                          "JHC_KNOWN_HOSTS": known_hosts, "JHC_JUMP_TARGET": manager,
                          "JHC_JUMP_SSH_OPTS": manager_opts},
             triggers=[worker.server_id], opts=parent)
-        # Its delete drains the node. Pulumi deletes dependents before their dependencies
-        # (pulumi docs, "dependsOn": the order holds for "creation, update, and deletion"): this
-        # step depends on the worker's server and ready step, so the drain runs while the VM is
-        # still there, whether the worker is removed or replaced.
+        # Its delete drains the node. "When deleting a resource R, Pulumi requires that all
+        # resources that depend on R be deleted before R" (pulumi/pulumi#2167; pulumi docs
+        # "dependsOn": the order holds for "creation, update, and deletion"): this step depends
+        # on the worker's server and ready step, so the drain runs while the VM is still there,
+        # whether the worker is removed or replaced (DBR deletes dependents first, #1365).
         joins.append(command.local.Command(
             f"{prefix}-join", create="bash scripts/swarm-join.sh",
             delete="bash scripts/swarm-leave.sh", stdin=token,

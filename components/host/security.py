@@ -52,7 +52,8 @@ class NodeIngress:
 
     to: str
     source: str
-    protocol: str     # tcp, udp or esp
+    protocol: str     # tcp, udp or esp (Neutron takes the name "esp", python-openstackclient
+                      # "security group rule create --protocol"; AWS the number, aws_workers.ESP)
     port: int | None  # None: the whole protocol (ESP has no ports)
 
     @property

@@ -95,6 +95,8 @@ def test_exports_only_to_the_workers_with_root_squash_and_read_only_datasets() -
         for client in clients:
             options = client.split("(")[1].rstrip(")").split(",")
             assert "root_squash" in options and "sec=sys" in options
+            # Only while the data volume is mounted, never the root disk's empty directory.
+            assert "mountpoint=/srv/jupyterhub" in options
             assert ("ro" if path.endswith("datasets") else "rw") in options
             assert "no_root_squash" not in options and "insecure" not in options
 

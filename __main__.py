@@ -33,7 +33,8 @@ target = host.backup_target("jhc-backup", backup, settings.host) if backup.enabl
 platform = Platform("jhc", PlatformArgs(
     settings.stack, settings.service, host.data_dir, host.publishing,
     keep_state=not settings.host.allow_data_loss, engine=engine,
-    build_platform=settings.host.platform, backup_target=target),
+    build_platform=settings.host.platform, backup_target=target,
+    cluster=host.cluster),
     opts=pulumi.ResourceOptions(providers={"docker": provider},
                                 transformations=[bind_to_engine(engine.identity)]))
 
@@ -45,6 +46,11 @@ pulumi.export("dockerHost", host.docker_host)
 pulumi.export("dataVolumeId", host.data_volume_id)
 if host.ssh_user:
     pulumi.export("sshCommand", host.public_address.apply(lambda ip: f"ssh {host.ssh_user}@{ip}"))
+if host.worker_addresses is not None:
+    # Workers have no public address: the operator reaches them through the main host.
+    pulumi.export("workerSshCommands", pulumi.Output.all(host.public_address, host.worker_addresses)
+                  .apply(lambda v: [f"ssh -J {host.ssh_user}@{v[0]} {host.ssh_user}@{ip}"
+                                    for ip in v[1]]))
 if platform.backup is not None:
     pulumi.export("backupRepository", platform.backup.repository)
     # Store it away from the cloud account: without it no backup can be read.

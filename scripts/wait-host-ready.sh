@@ -2,11 +2,17 @@
 # The "host ready" step: waits until the new host answers SSH and cloud-init has finished.
 # Fails the deploy with cloud-init's own output when the bootstrap failed.
 # Inputs (environment): JHC_SSH_TARGET user@address, JHC_SSH_OPTS ssh options,
-# JHC_KNOWN_HOSTS this server's known_hosts file, JHC_READY_TIMEOUT seconds (default 1200).
+# JHC_KNOWN_HOSTS this server's known_hosts file, JHC_JUMP_TARGET/JHC_JUMP_SSH_OPTS (workers), JHC_READY_TIMEOUT seconds (default 1200).
 set -euo pipefail
 
 : "${JHC_SSH_TARGET:?JHC_SSH_TARGET is not set}"
 read -r -a opts <<< "${JHC_SSH_OPTS:-}"
+# A swarm worker has no public address: reached through the main host (JHC_JUMP_TARGET, with its
+# own options JHC_JUMP_SSH_OPTS; %-tokens escaped, since ssh expands them in a ProxyCommand).
+if [[ -n "${JHC_JUMP_TARGET:-}" ]]; then
+  jump_opts="${JHC_JUMP_SSH_OPTS:-}"
+  opts+=(-o "ProxyCommand=ssh ${jump_opts//%/%%} -W %h:%p $JHC_JUMP_TARGET")
+fi
 timeout=${JHC_READY_TIMEOUT:-1200}
 deadline=$(( $(date +%s) + timeout ))
 

@@ -122,6 +122,12 @@ def generated(store: MutableMapping[str, str], key: str, kind: str, length: int)
     return store[key]
 
 
+def private_address(name: str) -> str:
+    """A stable private address per resource name (10.0.x.y, x.y from a hash of the name)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"10.0.{digest[0]}.{digest[1] % 250 + 2}"
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echoes inputs. With `secret_store`, random resources get real random values, generated
     once per name and kept in the store (the e2e tests deploy with them); else fixed values."""
@@ -154,6 +160,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "docker:index/image:Image" and not self.preview:
             # in a preview a new image has no id yet: its repoDigest is unknown
             state["repoDigest"] = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
+        elif args.typ in ("openstack:networking/port:Port", "aws:ec2/instance:Instance"):
+            # Private addresses the cloud assigns: distinct per resource name.
+            address = private_address(args.name)
+            state["allFixedIps" if args.typ.startswith("openstack") else "privateIp"] = (
+                [address] if args.typ.startswith("openstack") else address)
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:pulled-{args.inputs['name']}"
         return f"{args.name}-id", state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -14,6 +15,13 @@ from components.config.accounts import GID_BASE, UID_BASE, derived_id
 NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,12}", fullmatch=True).filter(
     lambda n: n not in {"root", "jovyan", "users", "admin", "nobody", "daemon", "bin", "sys",
                         "sudo", "docker", "staff", "adm", "wheel"})
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> None:
+    """pulumi.Output.secret needs a current event loop, and a test file run earlier in the same
+    process (test_hub_config.py, under xdist's file grouping) may leave none."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def load(**config: object) -> object:

@@ -33,12 +33,13 @@ from components.config.settings import (
     ServiceSettings,
     Settings,
     StackNameError,
+    WorkerSettings,
 )
 
 __all__ = ["CLOUDS", "DATA_DIR", "PROJECT", "AwsSettings", "BackupSettings", "ConfigError",
            "DataSnapshots", "Dataset", "GithubSettings", "HostSettings", "LocalSettings",
            "NotebookImage", "OpenStackSettings", "ServiceSettings", "Settings", "StackNameError",
-           "is_graviton", "load_settings", "raw_project_config"]
+           "WorkerSettings", "is_graviton", "load_settings", "raw_project_config"]
 
 def load_settings(raw: Mapping[str, str], stack: str,
                   secret_keys: frozenset[str] = frozenset()) -> Settings:

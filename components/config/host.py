@@ -20,6 +20,7 @@ from components.config.settings import (
     LocalSettings,
     OpenStackSettings,
 )
+from components.config.workers import _unused_worker_keys, _workers
 
 
 def _admin_cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -132,6 +133,10 @@ def _host(r: _Reader, stack: str) -> HostSettings:
                                           bind_address=bind, site_name=site)
         # The local engine runs on this machine's CPU (Docker Desktop's VM too).
         architecture = architecture or _MACHINES.get(platform.machine().lower(), "amd64")
+    _unused_worker_keys(r, cloud)
+    workers = _workers(r, cloud, settings.get("openstack"), settings.get("aws"))
+    if workers is not None:
+        settings["workers"] = workers
     return HostSettings(
         cloud=cloud, ssh_user=r.string("sshUser"), ssh_public_key=public_key,
         ssh_private_key_path=r.string("sshPrivateKeyPath"), known_hosts_file=known_hosts,

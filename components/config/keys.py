@@ -32,6 +32,10 @@ ROLL = ("host rolled: services stopped, volume detached, new server with the cur
         "bootstrap on the same volume and IP (user servers stop)")
 REBUILD = "every image rebuilt for the new platform; containers replaced"
 IOPS = "volume modified in place"
+WORKERS = ("workers added (new VMs, joined to the swarm) or drained and removed; the main host, "
+           "its volume and IP are untouched")
+WORKER_SIZE = ("workers replaced, each drained before its VM is deleted; the main host is "
+               "untouched")
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,21 @@ KEYS: tuple[Key, ...] = (
     Key("awsDataVolumeIops", "integer",
         "Provisioned IOPS of the data volume: required for io1/io2, optional for gp3 (0: the "
         "type's default).", 0, IOPS),
+    Key("hostWorkers", "integer",
+        "Worker VMs (0-50) that run user servers in a Docker Swarm managed by the main host "
+        "(openstack/aws; see the admin guide's Scale out). 0: one host, as before.", 0, WORKERS),
+    Key("openstackWorkerFlavor", "string", "Nova flavor of each worker. Unset: openstackFlavor.",
+        "", WORKER_SIZE),
+    Key("awsWorkerInstanceType", "string",
+        "EC2 instance type of each worker, same CPU architecture as awsInstanceType. Unset: "
+        "awsInstanceType.", "", WORKER_SIZE),
+    Key("awsWorkerRootVolumeSizeGb", "integer",
+        "Encrypted root disk of each worker in GiB (20-1024): Docker's images and the servers' "
+        "scratch space (homes stay on the main host).", 50, WORKER_SIZE),
+    Key("awsWorkerPublicIp", "boolean",
+        "Give workers a public IPv4 address for outbound traffic (package installs). Needed in "
+        "a subnet without a NAT gateway, such as the default VPC's; inbound stays closed to all "
+        "but the stack's nodes.", False, WORKER_SIZE),
     Key("localDataDir", "string",
         "local stack: directory holding all state. Default ~/.local/share/jupyterhub-cloud/<stack>.",
         "", NEW_PLACE),

@@ -139,7 +139,9 @@ def _images(r: _Reader, groups: tuple[Group, ...]) -> tuple[NotebookImage, ...]:
     return tuple(images)
 
 
-def _datasets(r: _Reader, data_dir: str) -> tuple[Dataset, ...]:
+def _datasets(r: _Reader, data_dir: str, workers: bool = False) -> tuple[Dataset, ...]:
+    """With workers, only <data dir>/datasets is exported to them (NFS), so a dataset elsewhere
+    on the main host would be missing on every worker."""
     datasets = []
     for i, item in enumerate(r.objects("datasets", {"name", "path"})):
         name = _name(f"datasets[{i}].name", item.get("name"))
@@ -147,6 +149,11 @@ def _datasets(r: _Reader, data_dir: str) -> tuple[Dataset, ...]:
         if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
             raise ConfigError(f"datasets[{i}].path", f"{path!r} is not an absolute path",
                               "Give an absolute path on the host without '..'")
+        if workers and not path.startswith(f"{data_dir}/datasets/"):
+            raise ConfigError(f"datasets[{i}].path", f"{path} is outside {data_dir}/datasets, "
+                              "which is all the workers see of the main host",
+                              f"Move the data under {data_dir}/datasets/ on the main host and "
+                              "drop the path (or set hostWorkers to 0)")
         datasets.append(Dataset(name, path))
     _unique("datasets", [d.name for d in datasets])
     return tuple(datasets)
@@ -236,7 +243,8 @@ def _service(r: _Reader, host: HostSettings) -> ServiceSettings:
         auth=auth, ldap_base_dn=base_dn,
         ldap_organisation=r.string("ldapOrganisation"), users=users, groups=groups,
         admin_users=admin_users, allowed_users=allowed_users, allowed_groups=allowed_groups,
-        blocked_users=blocked, images=_images(r, groups), datasets=_datasets(r, host.data_dir),
+        blocked_users=blocked, images=_images(r, groups),
+        datasets=_datasets(r, host.data_dir, host.workers is not None),
         mem_limit=memory, cpu_limit=cpu, cull_idle_timeout=cull, github=github,
         backup=_backup(r, host), previous_crypt_keys=previous_keys)
 

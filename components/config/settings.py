@@ -80,6 +80,17 @@ class DataSnapshots:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """Worker VMs joined to the main host's swarm (only present when hostWorkers > 0, so a
+    single-host stack's settings, and everything derived from them, stay as they were)."""
+
+    count: int
+    size: str                      # OpenStack flavor or EC2 instance type
+    root_volume_size_gb: int = 50  # aws: the workers' root disk (Docker's images)
+    public_ip: bool = False        # aws: outbound through a public IPv4 (no NAT gateway)
+
+
+@dataclass(frozen=True)
 class HostSettings:
     cloud: str
     ssh_user: str
@@ -103,6 +114,7 @@ class HostSettings:
     aws: AwsSettings | None = None
     snapshots: DataSnapshots | None = None
     local: LocalSettings | None = None
+    workers: WorkerSettings | None = None  # None: one host (hostWorkers 0)
 
     @property
     def data_dir(self) -> str:

@@ -102,6 +102,7 @@ class Host(pulumi.ComponentResource):
     ready: pulumi.Output[str]
     publishing: Publishing
     cluster: Cluster | None = None  # None: one host, DockerSpawner (today's deployment)
+    worker_addresses: pulumi.Output[list[str]] | None = None  # private, reached via ssh -J
 
     def _wait_until_ready(self, name: str, host: HostSettings, public_address: pulumi.Output[str],
                           server_id: pulumi.Output[str],

@@ -10,6 +10,7 @@ import pulumi_aws.vpc as vpc
 from components.config import BackupSettings, HostSettings
 from components.host import BackupTarget, Host, keep_data, pinned_server_inputs, roll_options, user_data
 from components.host.aws_backup import STACK_TAG, data_snapshots, s3_backup_target
+from components.host.aws_workers import aws_workers
 from components.host.bootstrap import data_device_candidates_aws
 from components.host.security import ingress_rules
 
@@ -113,6 +114,9 @@ class AwsHost(Host):
 
         self.data_volume_id = volume.id
         self._wait_until_ready(name, args, eip.public_ip, instance.id, depends_on=[attach, assoc])
+        if args.workers:
+            aws_workers(self, name, args, ami=ami, subnet_id=subnet_id, vpc_id=vpc_id,
+                        key_name=keypair.key_name, manager_group=group, manager=instance)
         self._register()
 
     def _default_backup_target(self, name: str, backup: BackupSettings,

@@ -9,6 +9,7 @@ from components.config import BackupSettings, HostSettings
 from components.host import BackupTarget, Host, keep_data, pinned_server_inputs, roll_options, user_data
 from components.host.bootstrap import data_device_candidates_openstack
 from components.host.openstack_backup import swift_backup_target
+from components.host.openstack_workers import openstack_workers
 from components.host.security import ingress_rules
 
 
@@ -77,6 +78,8 @@ class OpenStackHost(Host):
 
         self.data_volume_id = volume.id
         self._wait_until_ready(name, args, fip.address, server.id, depends_on=[attach, assoc])
+        if args.workers:
+            openstack_workers(self, name, args, keypair, group, network.id, port)
         self._register()
 
     def _default_backup_target(self, name: str, backup: BackupSettings,

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ServiceSettings
-from components.host import BackupTarget, Publishing
+from components.host import BackupTarget, Cluster, Publishing
 from components.platform.backup import Backup, BackupArgs
 from components.platform.cleanup import user_server_cleanup
 from components.platform.containers import Networks
@@ -38,6 +38,7 @@ class PlatformArgs:
     engine: Engine    # the Docker engine everything is deployed to, and how scripts reach it
     build_platform: str  # the host's CPU, e.g. linux/arm64: images are built for it
     backup_target: BackupTarget | None = None  # from the host; None: backups off
+    cluster: Cluster | None = None
 
 
 def public_site(domain: str | None, address: str, https_port: int) -> tuple[str, str]:

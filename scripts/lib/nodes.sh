@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# Sourced by the swarm and NFS steps: how the machine running pulumi reaches the stack's nodes.
+# The manager (the main host) by its public address, JHC_MANAGER_TARGET user@address with
+# JHC_MANAGER_SSH_OPTS; a worker (no public address) by JHC_WORKER_TARGET user@private-address
+# with JHC_WORKER_SSH_OPTS, through the manager as a jump host (ProxyCommand, so the jump uses
+# the manager's own options: its pinned host key, key file and multiplexed connection).
+# JHC_SSH: the ssh client (tests point it at a shim that enters the node containers).
+ssh_bin="${JHC_SSH:-ssh}"
+read -r -a jhc_manager_opts <<< "${JHC_MANAGER_SSH_OPTS:-}"
+read -r -a jhc_worker_opts <<< "${JHC_WORKER_SSH_OPTS:-}"
+
+# One quoted command line: ssh joins its arguments with spaces for the remote shell.
+# shellcheck disable=SC2029  # quoted on purpose for the remote shell
+on_manager() { "$ssh_bin" "${jhc_manager_opts[@]}" "$JHC_MANAGER_TARGET" "$(printf '%q ' "$@")"; }
+
+jump_command() {
+  # ssh expands %-tokens in ProxyCommand: the manager's options (ControlPath=...%C) are escaped.
+  local opts="${JHC_MANAGER_SSH_OPTS:-}"
+  printf '%s' "ProxyCommand=$ssh_bin ${opts//%/%%} -W %h:%p $JHC_MANAGER_TARGET"
+}
+
+# shellcheck disable=SC2029
+on_worker() {
+  "$ssh_bin" "${jhc_worker_opts[@]}" -o "$(jump_command)" "$JHC_WORKER_TARGET" \
+    "$(printf '%q ' "$@")"
+}
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }

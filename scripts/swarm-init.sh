@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The swarm step on the main host (created only with workers): makes its engine the swarm's
+# manager, advertised on its private address, and prints the worker join token on stdout. That
+# stdout is a secret output of the step (additionalSecretOutputs, logging off): the token never
+# reaches user_data, the log or a plain output. Idempotent: an existing manager is kept.
+# Inputs (environment): JHC_MANAGER_TARGET, JHC_MANAGER_SSH_OPTS, JHC_ADVERTISE_ADDR.
+set -euo pipefail
+: "${JHC_MANAGER_TARGET:?}" "${JHC_ADVERTISE_ADDR:?}"
+# shellcheck source=scripts/lib/nodes.sh
+source "$(dirname "$0")/lib/nodes.sh"
+
+state=$(on_manager docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeAddr}}')
+read -r node_state is_manager address <<< "$state"
+case "$node_state $is_manager" in
+  "inactive false")
+    echo "swarm-init: creating the swarm on $JHC_ADVERTISE_ADDR" >&2
+    # Its stdout is the join command, token included: never let it reach the log.
+    on_manager docker swarm init --advertise-addr "$JHC_ADVERTISE_ADDR" >/dev/null ;;
+  "active true")
+    [[ "$address" == "$JHC_ADVERTISE_ADDR" ]] ||
+      die "the manager advertises $address, not its private address $JHC_ADVERTISE_ADDR" \
+          "(did the main host change address?). See docs/admin-guide.md, Scale out."
+    echo "swarm-init: already the swarm's manager on $address" >&2 ;;
+  "active false")
+    die "the main host's engine is a worker of another swarm; it must be the manager" ;;
+  *)
+    die "the main host's engine is in swarm state '$state'; fix it by hand (docker info)" ;;
+esac
+on_manager docker swarm join-token --quiet worker

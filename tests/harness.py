@@ -154,6 +154,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "docker:index/image:Image" and not self.preview:
             # in a preview a new image has no id yet: its repoDigest is unknown
             state["repoDigest"] = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
+            if args.inputs.get("skipPush") is False:
+                # pushed: <image name without its tag>@<digest the registry reported>
+                # (pulumi-docker provider/image.go, parseRepoDigestFromAux)
+                repository = args.inputs["imageName"].rsplit(":", 1)[0]
+                state["repoDigest"] = f"{repository}@{state['repoDigest']}"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:pulled-{args.inputs['name']}"
         return f"{args.name}-id", state

@@ -98,8 +98,8 @@ class Platform(pulumi.ComponentResource):
                                                  overlay), opts=child)
         images = NotebookImages(f"{name}-images", NotebookImagesArgs(
             prefix, service.images, args.build_platform,
-            *(() if swarm is None else (swarm.registry, [swarm.registry_container]))),
-            opts=child)
+            registry=None if swarm is None else swarm.registry,
+            depends_on=None if swarm is None else [swarm.registry_container]), opts=child)
         hub_db_dump = HubDbBackup(f"{name}-hub-db-backup", HubDbBackupArgs(
             prefix, args.data_dir, networks, postgres.image.repo_digest,
             secrets.postgres_password, postgres.container, hub_jupyterhub_version()), opts=child)

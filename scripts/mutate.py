@@ -133,6 +133,25 @@ MUTANTS: tuple[Mutant, ...] = (
            '{\n  "data-root": "/srv/jupyterhub/docker",\n  "default-ulimits"'),
     Mutant("jump-not-escaped", "the manager's %C left unescaped in the workers' ProxyCommand",
            "scripts/lib/nodes.sh", "${opts//%/%%}", "$opts"),
+    # Swarm mode (issue 11)
+    Mutant("swarm-no-placement", "user services may land on the manager (no worker constraint)",
+           "services/hub/jhc_hub.py",
+           'w.extra_placement_spec = {"constraints": list(s.swarm.constraints)}',
+           "w.extra_placement_spec = {}"),
+    Mutant("swarm-no-reservations", "user services without memory/CPU reservations",
+           "services/hub/jhc_hub.py", "    w.mem_guarantee = s.swarm.mem_reservation\n",
+           "    w.mem_guarantee = None\n"),
+    Mutant("swarm-privileged", "swarm user services keep every capability",
+           "services/hub/jhc_hub.py", '"cap_drop": ["ALL"]}', '"cap_drop": []}'),
+    Mutant("swarm-tag-not-digest", "swarm images pushed and referenced by tag",
+           "components/platform/containers.py", "skip_push=not push,", "skip_push=True,"),
+    Mutant("swarm-postgres-on-overlay", "Postgres attached to the overlay",
+           "components/platform/__init__.py",
+           "prefix, args.data_dir, networks, secrets.postgres_password, args.build_platform),",
+           "prefix, args.data_dir, networks if swarm is None else Networks(swarm.overlay,"
+           " networks.frontend), secrets.postgres_password, args.build_platform),"),
+    Mutant("swarm-registry-public", "the registry published on every interface",
+           "components/platform/swarm.py", "ip=args.cluster.manager_address)],", "ip=\"\")],"),
 )
 
 

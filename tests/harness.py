@@ -160,6 +160,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "docker:index/image:Image" and not self.preview:
             # in a preview a new image has no id yet: its repoDigest is unknown
             state["repoDigest"] = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
+            if args.inputs.get("skipPush") is False:
+                # pushed: <image name without its tag>@<digest the registry reported>
+                # (pulumi-docker provider/image.go, parseRepoDigestFromAux)
+                repository = args.inputs["imageName"].rsplit(":", 1)[0]
+                state["repoDigest"] = f"{repository}@{state['repoDigest']}"
         elif args.typ in ("openstack:networking/port:Port", "aws:ec2/instance:Instance"):
             # Private addresses the cloud assigns: distinct per resource name.
             address = private_address(args.name)

@@ -1041,3 +1041,31 @@ def test_shared_dir_made_group_writable_before_spawn(load, base_env, tmp_path):
         assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (100, 0o2775)
     else:
         assert shared.is_dir()
+
+
+# --------------------------------------------------------------------------------------------
+# Swarm mode (JHC_SPAWNER=swarm): the same hook, the container's settings in the service spec
+
+
+def test_swarm_pre_spawn_hook_puts_the_workdir_in_the_container_spec(load, base_env, tmp_path):
+    digest = "10.0.0.5:5000/jhc-notebook-minimal@sha256:" + "ab" * 32
+    images = [{"name": "minimal", "display_name": "Minimal", "image": digest, "groups": []}]
+    cfg = load({**_spawn_env(base_env, tmp_path), "JHC_SPAWNER": "swarm",
+                "JHC_IMAGES_JSON": json.dumps(images)})
+    user = FakeUser("alice", ("physics",), {"uid_number": 10001, "groups": ["physics"]})
+    spawner = cfg.JupyterHub.spawner_class(config=cfg, user=user)
+    spawner.user_options = {}
+    run(cfg.Spawner.pre_spawn_hook(spawner))
+    # SwarmSpawner hands extra_create_kwargs to create_service: nothing of the container there
+    assert spawner.extra_create_kwargs == {}
+    assert spawner.extra_container_spec == {
+        "user": "root", "cap_add": ["CHOWN", "SETUID", "SETGID"], "cap_drop": ["ALL"],
+        "workdir": "/home/alice"}
+    assert spawner.image == digest
+    assert spawner.pids_limit == 1024
+    assert spawner.mem_guarantee == 1024**3 and spawner.cpu_guarantee == 0.25  # of 2G, 1 CPU
+    # the service's mounts: the same binds as on one host, datasets read-only
+    mounts = {m["Target"]: m for m in spawner.mounts}
+    assert mounts["/home/alice/datasets/census"]["ReadOnly"] is True
+    assert mounts["/home/alice"].get("ReadOnly", False) is False
+    assert not [m for m in spawner.mounts if "docker.sock" in m["Source"]]

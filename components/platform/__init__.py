@@ -25,6 +25,7 @@ from components.platform.notebook_images import NotebookImages, NotebookImagesAr
 from components.platform.postgres import Postgres, PostgresArgs
 from components.platform.proxy import Proxy, ProxyArgs
 from components.platform.secrets import PlatformSecrets, SecretsArgs
+from components.platform.swarm import Swarm, SwarmArgs
 from components.platform.tls import Tls, TlsArgs
 
 
@@ -79,6 +80,10 @@ class Platform(pulumi.ComponentResource):
         self.secrets = secrets = PlatformSecrets(
             f"{name}-secrets", SecretsArgs(service, keep=args.keep_state), opts=child)
 
+        # Swarm mode (workers exist): user servers on the workers, images from a registry
+        swarm = None if args.cluster is None else Swarm(f"{name}-swarm", SwarmArgs(
+            prefix, args.data_dir, args.cluster, args.engine, args.build_platform), opts=child)
+        overlay = None if swarm is None else swarm.overlay
         postgres = Postgres(f"{name}-postgres", PostgresArgs(
             prefix, args.data_dir, networks, secrets.postgres_password, args.build_platform),
             opts=child)
@@ -89,10 +94,12 @@ class Platform(pulumi.ComponentResource):
                 secrets.ldap_readonly_password, secrets.user_passwords, args.build_platform,
                 args.engine), opts=child)
             hub_needs.append(ldap.container)
-        proxy = Proxy(f"{name}-proxy", ProxyArgs(prefix, networks, secrets.proxy_token),
-                      opts=child)
+        proxy = Proxy(f"{name}-proxy", ProxyArgs(prefix, networks, secrets.proxy_token,
+                                                 overlay), opts=child)
         images = NotebookImages(f"{name}-images", NotebookImagesArgs(
-            prefix, service.images, args.build_platform), opts=child)
+            prefix, service.images, args.build_platform,
+            registry=None if swarm is None else swarm.registry,
+            depends_on=None if swarm is None else [swarm.registry_container]), opts=child)
         hub_db_dump = HubDbBackup(f"{name}-hub-db-backup", HubDbBackupArgs(
             prefix, args.data_dir, networks, postgres.image.repo_digest,
             secrets.postgres_password, postgres.container, hub_jupyterhub_version()), opts=child)
@@ -109,9 +116,10 @@ class Platform(pulumi.ComponentResource):
             crypt_key=crypt_keys(secrets.crypt_key, service),
             proxy_token=secrets.proxy_token, db_password=secrets.postgres_password,
             # The hub goes before the cleanup step, which removes user servers before the network.
-            depends_on=[*hub_needs, proxy.container, cleanup, hub_db_dump.container],
+            depends_on=[*hub_needs, proxy.container, cleanup, hub_db_dump.container,
+                        *([] if swarm is None else [swarm.cleanup])],
             platform=args.build_platform,
-            ldap_readonly_password=secrets.ldap_readonly_password), opts=child)
+            ldap_readonly_password=secrets.ldap_readonly_password, overlay=overlay), opts=child)
         Tls(f"{name}-tls", TlsArgs(
             prefix=prefix, data_dir=args.data_dir, networks=networks,
             site=site_and_url.apply(lambda s: s[0]), acme_email=service.acme_email,

@@ -32,16 +32,20 @@ def attach(network: pulumi.Input[str], alias: str) -> docker.ContainerNetworksAd
     return docker.ContainerNetworksAdvancedArgs(name=network, aliases=[alias])
 
 
-def build(name: str, context: str, image_name: str, parent: pulumi.Resource, platform: str,
-          args: dict[str, str] | None = None) -> docker.Image:
+def build(name: str, context: str, image_name: pulumi.Input[str], parent: pulumi.Resource,
+          platform: str, args: dict[str, str] | None = None, push: bool = False,
+          depends_on: list[pulumi.Resource] | None = None) -> docker.Image:
     """Builds on the host's engine, without a registry; `repo_digest` then names the local image.
 
     `platform` is the host's (linux/amd64 or linux/arm64): left unset, pulumi-docker builds for
     the GOOS/GOARCH of the machine running pulumi (its DockerBuild.platform docs).
+    With `push` the engine pushes `image_name` (which names the registry) after the build, and
+    `repo_digest` is `<image_name without its tag>@sha256:<digest the registry reported>`
+    (pulumi-docker provider/image.go: the push's aux digest, parseRepoDigestFromAux).
     """
-    return docker.Image(name, image_name=image_name, skip_push=True,
+    return docker.Image(name, image_name=image_name, skip_push=not push,
                         build=docker.DockerBuildArgs(context=context, args=args, platform=platform),
-                        opts=pulumi.ResourceOptions(parent=parent))
+                        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on))
 
 
 LABELS = [docker.ContainerLabelArgs(label="org.jupyterhub-cloud.managed", value="true")]

@@ -24,3 +24,6 @@ HUB = Endpoint("jupyterhub", 8081)
 PROXY = Endpoint("proxy", 8000)          # what Caddy forwards to
 PROXY_API = Endpoint("proxy", 8001)      # the hub's route API
 CADDY_ALIAS = "caddy"
+#: Swarm mode: the image registry on the manager, published on the manager's private address
+#: only (the host layer opens this port to the stack's own nodes).
+REGISTRY = Endpoint("registry", 5000)

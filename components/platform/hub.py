@@ -50,11 +50,17 @@ class HubArgs:
     platform: str  # the host's, e.g. linux/arm64
     # cn=readonly's password: the hub's revocation check reads accounts (never writes)
     ldap_readonly_password: pulumi.Output[str] | None = None
+    # Swarm mode: the overlay the user services join (the hub joins it too), known once every
+    # worker has joined; None: DockerSpawner on this host
+    overlay: pulumi.Output[str] | None = None
 
 
 def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, public_url: str,
-                    images: list[dict]) -> dict[str, str]:
-    """Every JHC_* variable of the hub's settings document. None of them is a secret."""
+                    images: list[dict], swarm: bool = False) -> dict[str, str]:
+    """Every JHC_* variable of the hub's settings document. None of them is a secret.
+
+    ``frontend`` is the network of the user servers: the overlay with ``swarm``.
+    """
     env = {
         "JHC_COOKIE_SECRET_FILE": "/run/secrets/cookie-secret",
         "JHC_CRYPT_KEY_FILE": "/run/secrets/crypt-key",
@@ -82,6 +88,8 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
         "JHC_CPU_LIMIT": service.cpu_limit,
         "JHC_CULL_TIMEOUT": str(service.cull_idle_timeout),
     }
+    if swarm:  # absent otherwise: a single host's document stays as it always was
+        env["JHC_SPAWNER"] = "swarm"
     if service.auth == "ldap":
         env["JHC_LDAP_BASE_DN"] = service.ldap_base_dn
         env["JHC_LDAP_SERVER"] = LDAP.host
@@ -103,14 +111,15 @@ def hub_environment(service: ServiceSettings, data_dir: str, frontend: str, publ
 
 
 def checked_hub_environment(service: ServiceSettings, data_dir: str, frontend: str,
-                            public_url: str, images: list[dict]) -> dict[str, str]:
+                            public_url: str, images: list[dict],
+                            swarm: bool = False) -> dict[str, str]:
     """hub_environment(...), refused as the hub would refuse it at start (its secret files are
     required by name but not read: they exist only inside the container).
 
     Raises ConfigError naming the stack config key that feeds the refused variable; a refused
     variable that no key feeds is a bug of this program and says so.
     """
-    env = hub_environment(service, data_dir, frontend, public_url, images)
+    env = hub_environment(service, data_dir, frontend, public_url, images, swarm)
     try:
         read_settings(env, read_files=False)
     except HubConfigError as err:
@@ -123,11 +132,21 @@ def checked_hub_environment(service: ServiceSettings, data_dir: str, frontend: s
     return env
 
 
-def preview_menu(prefix: str, service: ServiceSettings) -> list[dict]:
+#: Preview only: the shape of a pushed image's reference; the registry and digest are known
+#: only once the registry runs and the push is done.
+PREVIEW_REGISTRY = "registry.invalid:5000"
+PREVIEW_DIGEST = "sha256:" + "0" * 64
+
+
+def preview_menu(prefix: str, service: ServiceSettings, swarm: bool = False) -> list[dict]:
     """The spawner menu with the image names the build gives (their ids are known only after
     the build): enough to validate everything else about the menu at preview."""
+    def ref(name: str) -> str:
+        if swarm:
+            return f"{PREVIEW_REGISTRY}/{prefix}-notebook-{name}@{PREVIEW_DIGEST}"
+        return f"{prefix}-notebook-{name}:latest"
     return [{"name": i.name, "display_name": i.display_name,
-             "image": f"{prefix}-notebook-{i.name}:latest", "groups": list(i.groups)}
+             "image": ref(i.name), "groups": list(i.groups)}
             for i in service.images]
 
 
@@ -138,13 +157,16 @@ class Hub(pulumi.ComponentResource):
         super().__init__("jupyterhub-cloud:service:Hub", name, None, opts)
         # Checked now, with the values known before any resource exists, so that `pulumi
         # preview` fails on what the hub would refuse; checked again once outputs are known.
+        swarm = args.overlay is not None
         checked_hub_environment(args.service, args.data_dir, f"{args.prefix}-frontend",
-                                "https://localhost", preview_menu(args.prefix, args.service))
+                                "https://localhost", preview_menu(args.prefix, args.service, swarm),
+                                swarm)
         image = build(f"{name}-image", CONTEXT, f"{args.prefix}-hub:latest", self, args.platform)
         # One settings document instead of ~40 container variables; names no secret itself.
-        document = pulumi.Output.all(args.frontend_name, args.public_url, args.images).apply(
+        servers_network = args.overlay if args.overlay is not None else args.frontend_name
+        document = pulumi.Output.all(servers_network, args.public_url, args.images).apply(
             lambda v: settings_document(checked_hub_environment(
-                args.service, args.data_dir, v[0], v[1], v[2])))
+                args.service, args.data_dir, v[0], v[1], v[2], swarm)))
         uploads = [docker.ContainerUploadArgs(file=SETTINGS_FILE, content=document,
                                               permissions="0644"),
                    secret_file("cookie-secret", args.cookie_secret),
@@ -165,7 +187,9 @@ class Hub(pulumi.ComponentResource):
                 bind(f"{args.data_dir}/shared", SHARED_IN_HUB),
             ],
             networks_advanced=[attach(args.networks.backend, HUB.host),
-                               attach(args.networks.frontend, HUB.host)],
+                               attach(args.networks.frontend, HUB.host)] + (
+                # Swarm mode: user servers on the workers reach the hub by this name
+                [attach(args.overlay, HUB.host)] if args.overlay is not None else []),
             # A hub that cannot start fails `pulumi up` instead of restart-looping unseen:
             # with wait=True the provider polls the container's health every second after
             # starting it and fails the create unless it is "healthy" within wait_timeout s

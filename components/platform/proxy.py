@@ -17,6 +17,7 @@ class ProxyArgs:
     prefix: str
     networks: Networks
     token: pulumi.Output[str]
+    overlay: pulumi.Output[str] | None = None  # Swarm mode: routes lead to servers on workers
 
 
 def proxy_command(ip: str = "0.0.0.0", port: int = PROXY.port, api_port: int = PROXY_API.port,
@@ -40,6 +41,7 @@ class Proxy(pulumi.ComponentResource):
             command=proxy_command(),
             # configurable-http-proxy reads its token only from this variable.
             envs=[args.token.apply(lambda t: f"CONFIGPROXY_AUTH_TOKEN={t}")],
-            networks_advanced=[attach(args.networks.frontend, PROXY.host)],
+            networks_advanced=[attach(args.networks.frontend, PROXY.host)] + (
+                [attach(args.overlay, PROXY.host)] if args.overlay is not None else []),
             opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({})

@@ -159,7 +159,7 @@ def _github(c: Any, s: HubSettings) -> None:
 def _spawner(c: Any, s: HubSettings) -> None:
     images = list(s.spawn.images)
     # DockerSpawner, except that an interrupted spawn counts as stopped (jhc_spawn)
-    c.JupyterHub.spawner_class = docker_spawner_class()
+    c.JupyterHub.spawner_class = docker_spawner_class(swarm=s.swarm is not None)
     d = c.DockerSpawner
     d.image = images[0].image  # replaced per user by the pre-spawn hook
     d.allowed_images = make_allowed_images(images)
@@ -184,6 +184,9 @@ def _spawner(c: Any, s: HubSettings) -> None:
     if s.cpu_limit is not None:
         d.cpu_limit = s.cpu_limit
 
+    if s.swarm is not None:
+        _swarm_spawner(c, s)
+
     sp = c.Spawner
     sp.pre_spawn_hook = make_pre_spawn_hook(
         dataclasses.replace(s.spawn, uid_registry_url=c.JupyterHub.db_url))
@@ -192,6 +195,41 @@ def _spawner(c: Any, s: HubSettings) -> None:
     sp.environment = {}
     sp.start_timeout = s.start_timeout
     sp.http_timeout = s.start_timeout
+
+
+def _swarm_spawner(c: Any, s: HubSettings) -> None:
+    """SwarmSpawner's own traitlets; the DockerSpawner ones above apply to it too (a subclass),
+    except where this section overrides them. Read against dockerspawner 14.0.0
+    swarmspawner.py: create_object builds ContainerSpec(image, env, args, mounts) +
+    extra_container_spec, Resources(mem_limit, mem_reservation=mem_guarantee, cpu_limit,
+    cpu_reservation=cpu_guarantee), Placement + extra_placement_spec, TaskTemplate(networks=
+    [network_name]) + extra_task_spec, EndpointSpec + extra_endpoint_spec, and passes
+    extra_create_kwargs to create_service (not to a container)."""
+    assert s.swarm is not None
+    w = c.SwarmSpawner
+    # The manager holds no notebook image: each worker pulls the digest from the registry.
+    w.pull_policy = "skip"
+    w.extra_create_kwargs = {}   # create_service kwargs: nothing extra
+    w.extra_host_config = {}     # unused by SwarmSpawner; its equivalents are below
+    # Today's container hardening, as far as a service spec can carry it: started as root only
+    # for docker-stacks' start.sh, every capability dropped but the three it needs, never
+    # privileged (a service cannot be), no Docker socket (no such mount is ever listed), the
+    # memory/CPU limits (DockerSpawner traitlets) and the process limit (JhcSwarmSpawner).
+    # Not expressible: no-new-privileges. docker-py 7.1's Privileges has no such field and
+    # Debian 12's engine (20.10, API 1.41) has none for services; docs/hub.md says so.
+    w.extra_container_spec = {"user": "root", "cap_add": list(USER_CONTAINER_CAPS),
+                              "cap_drop": ["ALL"]}
+    c.JhcSwarmSpawner.pids_limit = s.pids_limit
+    # DNS round robin: the service name resolves straight to the task's address on the overlay.
+    # A virtual IP needs IPVS in every node's kernel and adds a load balancer in front of a
+    # service that only ever has one task; dnsrr needs neither (and the test machine has no IPVS).
+    w.extra_endpoint_spec = {"mode": "dnsrr"}
+    w.extra_placement_spec = {"constraints": list(s.swarm.constraints)}
+    # A server that exits stays stopped, as with DockerSpawner (the hub decides about restarts;
+    # the engine's default restart condition for services is "any").
+    w.extra_task_spec = {"restart_policy": {"Condition": "none"}}
+    w.mem_guarantee = s.swarm.mem_reservation
+    w.cpu_guarantee = s.swarm.cpu_reservation
 
 
 def _services(c: Any, s: HubSettings) -> None:

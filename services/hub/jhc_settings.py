@@ -50,6 +50,23 @@ else:  # the hub image: the modules lie side by side in /etc/jupyterhub
 TLS_STRATEGIES = ("insecure", "before_bind", "on_connect")
 MIN_UID = 1000  # below are system accounts (and root)
 MAX_UID = 2**31 - 2
+SPAWNERS = ("docker", "swarm")
+#: Swarm reservations as a share of the per-user limits. The scheduler places a task only on a
+#: node whose unreserved memory/CPU covers the reservation and otherwise spreads tasks over the
+#: eligible nodes, so the reservation is what stops a worker from taking more users than it can
+#: hold. Memory: half the limit, i.e. at most 2x overcommit: idle notebooks use a fraction of
+#: their limit, and a worker only runs into the OOM killer if more than half of its users hit
+#: their limit at once. CPU: a quarter, because CPU contention only slows users down (CFS
+#: shares), it never kills them.
+MEM_RESERVATION_RATIO = 0.5
+CPU_RESERVATION_RATIO = 0.25
+#: User servers of the swarm run on workers only: the manager keeps the hub, Postgres, LDAP.
+WORKER_CONSTRAINT = "node.role == worker"
+#: <registry host[:port]>/<repository>@sha256:<64 hex>: the registry part is required, so the
+#: reference never falls back to Docker Hub (Docker reads a first component with a dot or a port
+#: as a registry, anything else as a Docker Hub namespace), and the digest pins the bytes.
+DIGEST_REFERENCE_RE = re.compile(
+    r"^(?=[^/]*[.:])[a-z0-9-]+(\.[a-z0-9-]+)*(:[0-9]{1,5})?/[a-z0-9]+([._/-][a-z0-9]+)*@sha256:[0-9a-f]{64}$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,6 +86,15 @@ class SpawnSettings:
     derive_uids: bool = False  # GitHub logins: uid from the registry when not in uid_map
     uid_registry_url: str | None = None  # the hub's db_url (jhc_uid_registry)
     shared_hub_dir: str | None = None  # the shared dir as mounted into the hub, if it is
+
+
+@dataclass(frozen=True)
+class SwarmSettings:
+    """SwarmSpawner's own settings (JHC_SPAWNER=swarm), derived from the per-user limits."""
+
+    mem_reservation: int    # bytes
+    cpu_reservation: float  # CPUs
+    constraints: tuple[str, ...] = (WORKER_CONSTRAINT,)
 
 
 @dataclass(frozen=True)
@@ -131,6 +157,8 @@ class HubSettings:
     cull_every: int
     revoke_every: int = 60
     files_read: bool = field(default=True)
+    spawner: str = "docker"
+    swarm: SwarmSettings | None = None  # set iff spawner == "swarm"
 
 
 def _db(env: Env, read_files: bool) -> DbSettings | None:
@@ -242,6 +270,25 @@ def _limit(env: Env, name: str, default: str, parse: Any) -> Any:
         raise HubConfigError(name, str(err)) from None
 
 
+def _swarm(env: Env, spawn: SpawnSettings, mem: int, cpu: float) -> SwarmSettings:
+    """Swarm mode: digest references only, and limits to derive the reservations from."""
+    for image in spawn.images:
+        if not DIGEST_REFERENCE_RE.fullmatch(image.image):
+            raise HubConfigError(
+                "JHC_IMAGES_JSON",
+                f"image {image.image!r} of {image.name!r} is not a registry digest reference "
+                "(<registry>/<repository>@sha256:<digest>): with JHC_SPAWNER=swarm a worker "
+                "pulls it, and a tag or a local id would send it to a public registry")
+    if not mem:
+        raise HubConfigError("JHC_MEM_LIMIT", "must be set with JHC_SPAWNER=swarm: the memory "
+                             "reservation that spreads users over the workers is derived from it")
+    if not cpu:
+        raise HubConfigError("JHC_CPU_LIMIT", "must be set with JHC_SPAWNER=swarm: the CPU "
+                             "reservation that spreads users over the workers is derived from it")
+    return SwarmSettings(mem_reservation=int(mem * MEM_RESERVATION_RATIO),
+                         cpu_reservation=cpu * CPU_RESERVATION_RATIO)
+
+
 def read_settings(environ: Mapping[str, str], *, read_files: bool = True) -> HubSettings:
     """Validate the hub's variables (a settings document's content) into :class:`HubSettings`.
     Raises HubConfigError naming the variable.
@@ -277,6 +324,8 @@ def read_settings(environ: Mapping[str, str], *, read_files: bool = True) -> Hub
     mem = _limit(env, "JHC_MEM_LIMIT", "2G", memory_bytes)
     cpu = _limit(env, "JHC_CPU_LIMIT", "1", cpu_amount)
     cull_timeout = env.int("JHC_CULL_TIMEOUT", 3600, 0)
+    spawner = env.choice("JHC_SPAWNER", "docker", SPAWNERS)
+    swarm = _swarm(env, spawn, mem, cpu) if spawner == "swarm" else None
     return HubSettings(
         hub_port=port, connect_host=connect_host, public_url=public_url, proxy_api_url=proxy_api,
         proxy_token=proxy_token, cookie_secret_file=cookie_path, crypt_keys=tuple(crypt_keys),
@@ -289,4 +338,4 @@ def read_settings(environ: Mapping[str, str], *, read_files: bool = True) -> Hub
         start_timeout=env.int("JHC_START_TIMEOUT", 120, 10, 3600),
         cull_timeout=cull_timeout, cull_every=env.int("JHC_CULL_EVERY", 300, 0),
         revoke_every=env.int("JHC_REVOKE_EVERY", 60, 1, 86400),
-        files_read=read_files)
+        files_read=read_files, spawner=spawner, swarm=swarm)

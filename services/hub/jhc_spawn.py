@@ -126,10 +126,18 @@ def make_pre_spawn_hook(settings: SpawnSettings) -> Callable[[Any], Any]:
         spawner.volumes = rw
         spawner.read_only_volumes = ro
         spawner.notebook_dir = container_home(username)
-        spawner.extra_create_kwargs = {
-            **dict(spawner.extra_create_kwargs),
-            "working_dir": container_home(username),
-        }
+        if is_swarm_spawner(spawner):
+            # SwarmSpawner hands extra_create_kwargs to create_service, the container's own
+            # settings go in extra_container_spec (dockerspawner 14 SwarmSpawner.create_object)
+            spawner.extra_container_spec = {
+                **dict(spawner.extra_container_spec),
+                "workdir": container_home(username),
+            }
+        else:
+            spawner.extra_create_kwargs = {
+                **dict(spawner.extra_create_kwargs),
+                "working_dir": container_home(username),
+            }
         spawner.environment = {
             **dict(spawner.environment),
             "NB_USER": username,
@@ -142,8 +150,14 @@ def make_pre_spawn_hook(settings: SpawnSettings) -> Callable[[Any], Any]:
 
 
 
-def docker_spawner_class() -> type:
-    """DockerSpawner that treats an interrupted spawn as stopped, so it is cleaned up at once.
+def is_swarm_spawner(spawner: Any) -> bool:
+    """SwarmSpawner runs each server as a Swarm service (its ``object_type``, dockerspawner 14)."""
+    return getattr(spawner, "object_type", "container") == "service"
+
+
+def docker_spawner_class(swarm: bool = False) -> type:
+    """DockerSpawner (or SwarmSpawner with ``swarm``) that treats an interrupted spawn as
+    stopped, so it is cleaned up at once.
 
     JupyterHub records a server with a placeholder address (orm.Server: ip "", a random port)
     before ``Spawner.start`` and writes the real one when start returns (jupyterhub/user.py,
@@ -154,9 +168,9 @@ def docker_spawner_class() -> type:
     reported as stopped, so the hub forgets it and the user can start again right away.
     Defined lazily so this module imports without dockerspawner.
     """
-    from dockerspawner import DockerSpawner
+    from dockerspawner import DockerSpawner, SwarmSpawner
 
-    class JhcDockerSpawner(DockerSpawner):
+    class JhcDockerSpawner(SwarmSpawner if swarm else DockerSpawner):  # type: ignore[misc]
         async def poll(self) -> Any:
             server = self.server
             interrupted = server is not None and not server.ip and not self._spawn_pending
@@ -171,4 +185,36 @@ def docker_spawner_class() -> type:
             await self.stop(now=True)
             return "interrupted spawn"
 
-    return JhcDockerSpawner
+    if not swarm:
+        return JhcDockerSpawner
+    from traitlets import Int
+
+    class JhcSwarmSpawner(JhcDockerSpawner):
+        """SwarmSpawner plus a process limit: dockerspawner 14 builds the service's Resources
+        with docker-py 7.1's ``Resources``, which has no pids argument, although the Engine API
+        (1.41, Docker 20.10) accepts ``TaskTemplate.Resources.Limits.Pids``; it is added to the
+        request here (tests/integration/test_swarm.py reads pids.max inside a user server)."""
+
+        pids_limit = Int(0, config=True, help="process limit per user service; 0 = none")
+
+        def docker(self, method: str, *args: Any, **kwargs: Any) -> Any:
+            if method == "create_service" and self.pids_limit:
+                resources = kwargs["task_template"].setdefault("Resources", {})
+                resources.setdefault("Limits", {})["Pids"] = self.pids_limit
+            return super().docker(method, *args, **kwargs)
+
+        async def get_ip_and_port(self) -> tuple[str, int]:
+            """The running task's own address on the overlay, not the service name.
+
+            SwarmSpawner returns the service name (use_internal_ip), resolved by Docker's
+            embedded DNS. After a stop and a start on another node, that name kept resolving
+            to the removed task's address for the whole start timeout
+            (tests/integration/test_swarm.py found it); the task list is authoritative.
+            """
+            task = await self.get_task()
+            for attachment in (task or {}).get("NetworksAttachments") or []:
+                if attachment["Network"]["Spec"]["Name"] == self.network_name:
+                    return attachment["Addresses"][0].split("/")[0], self.port
+            raise RuntimeError(f"{self.service_name}: no address on {self.network_name}")
+
+    return JhcSwarmSpawner

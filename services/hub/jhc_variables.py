@@ -85,6 +85,10 @@ VARIABLES: tuple[Variable, ...] = (
              "[...]}]; image = local reference or id; empty groups = everyone", required="yes",
              config_key="images"),
     Variable("JHC_NETWORK", "docker network of the user containers", "jhc-frontend"),
+    Variable("JHC_SPAWNER", "docker: user servers are containers on this host "
+             "(DockerSpawner); swarm: services on the Swarm's worker nodes (SwarmSpawner), set "
+             "when the stack has workers; JHC_NETWORK is then the attachable overlay and every "
+             "menu image a registry digest reference", "docker", config_key="hostWorkers"),
     Variable("JHC_HOMES_HOST_DIR", "homes directory on the docker host", "/srv/jupyterhub/homes"),
     Variable("JHC_HOMES_HUB_DIR", "the same directory as mounted into the hub container",
              "/homes"),

@@ -253,12 +253,18 @@ def test_join_token_is_secret_on_stdin_only(with_token: Run) -> None:
 STATEFUL = ("jhc-postgres", "jhc-ldap")
 
 
-def main_host_and_state(run: Run) -> dict[str, tuple]:
-    """Everything but the workers' resources and the swarm/NFS steps, with recorded options."""
+def main_host_and_state(run: Run, platform: bool = False) -> dict[str, tuple]:
+    """The host layer and the stateful services (or, with `platform`, everything) but the
+    workers' resources and the swarm/NFS steps, with recorded options. The first worker switches
+    the platform to Swarm mode (hub, proxy, images, a registry and an overlay change or appear);
+    the main VM, its volume, IP and Postgres/LDAP never do."""
     skip = ("jhc-worker-", "jhc-swarm", "jhc-nfs")
     found = {}
     for r in run:
         if r.name.startswith(skip):
+            continue
+        service = r.type.startswith(("docker:", "command:")) or r.name.startswith("jhc-cluster")
+        if service and not platform and not r.name.startswith(STATEFUL):
             continue
         o = r.opts
         found[r.name] = (r.type, r.plain, None if o is None else (
@@ -281,6 +287,11 @@ def test_adding_resizing_removing_workers_never_touches_the_main_host(stack: str
         now = main_host_and_state(run)
         assert {k: v for k, v in now.items() if k in base} == base, label
         assert set(now) == set(base), f"{label}: {sorted(set(now) - set(base))}"
+    # Once in Swarm mode, more workers or other sizes leave the whole platform as it is.
+    platform = main_host_and_state(runs["1"], platform=True)
+    assert any(name.startswith("jhc-cluster") for name in platform)
+    for label in ("2", "resized"):
+        assert main_host_and_state(runs[label], platform=True) == platform, label
     # Resizing changes the worker servers' size and nothing else.
     two, resized = runs["2"], runs["resized"]
     changed = {r.name for r in resized if r.plain != two.resources[r.name].plain}

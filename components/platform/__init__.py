@@ -81,7 +81,7 @@ class Platform(pulumi.ComponentResource):
             f"{name}-secrets", SecretsArgs(service, keep=args.keep_state), opts=child)
 
         # Swarm mode (workers exist): user servers on the workers, images from a registry
-        swarm = None if args.cluster is None else Swarm(f"{name}-swarm", SwarmArgs(
+        swarm = None if args.cluster is None else Swarm(f"{name}-cluster", SwarmArgs(
             prefix, args.data_dir, args.cluster, args.engine, args.build_platform), opts=child)
         overlay = None if swarm is None else swarm.overlay
         postgres = Postgres(f"{name}-postgres", PostgresArgs(

@@ -3,9 +3,11 @@
 # manager, advertised on its private address, and prints the worker join token on stdout. That
 # stdout is a secret output of the step (additionalSecretOutputs, logging off): the token never
 # reaches user_data, the log or a plain output. Idempotent: an existing manager is kept.
-# Inputs (environment): JHC_MANAGER_TARGET, JHC_MANAGER_SSH_OPTS, JHC_ADVERTISE_ADDR.
+# Swarm mode needs live-restore off and the platform's registry trusted (lib/swarm-daemon.py).
+# Inputs (environment): JHC_MANAGER_TARGET, JHC_MANAGER_SSH_OPTS, JHC_ADVERTISE_ADDR,
+# JHC_REGISTRY_PORT.
 set -euo pipefail
-: "${JHC_MANAGER_TARGET:?}" "${JHC_ADVERTISE_ADDR:?}"
+: "${JHC_MANAGER_TARGET:?}" "${JHC_ADVERTISE_ADDR:?}" "${JHC_REGISTRY_PORT:?}"
 # shellcheck source=scripts/lib/nodes.sh
 source "$(dirname "$0")/lib/nodes.sh"
 
@@ -13,6 +15,7 @@ state=$(on_manager docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.Cont
 read -r node_state is_manager address <<< "$state"
 case "$node_state $is_manager" in
   "inactive false")
+    daemon_settings on_manager swarm "$JHC_ADVERTISE_ADDR:$JHC_REGISTRY_PORT"
     echo "swarm-init: creating the swarm on $JHC_ADVERTISE_ADDR" >&2
     # Its stdout is the join command, token included: never let it reach the log.
     on_manager docker swarm init --advertise-addr "$JHC_ADVERTISE_ADDR" >/dev/null ;;
@@ -20,6 +23,7 @@ case "$node_state $is_manager" in
     [[ "$address" == "$JHC_ADVERTISE_ADDR" ]] ||
       die "the manager advertises $address, not its private address $JHC_ADVERTISE_ADDR" \
           "(did the main host change address?). See docs/admin-guide.md, Scale out."
+    daemon_settings on_manager swarm "$JHC_ADVERTISE_ADDR:$JHC_REGISTRY_PORT"
     echo "swarm-init: already the swarm's manager on $address" >&2 ;;
   "active false")
     die "the main host's engine is a worker of another swarm; it must be the manager" ;;

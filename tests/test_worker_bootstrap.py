@@ -56,13 +56,17 @@ def test_shape_and_shared_files_with_the_main_host() -> None:
     assert "/usr/local/sbin/jhc-data-volume" not in worker  # no data volume on a worker
 
 
-def test_docker_keeps_images_on_the_root_disk_and_trusts_only_the_managers_registry() -> None:
+def test_worker_docker_keeps_images_on_the_root_disk_trusts_the_managers_registry_no_live_restore() -> None:
     daemon = json.loads(worker_files()["/etc/docker/daemon.json"]["content"])
     assert "data-root" not in daemon  # /var/lib/docker: never on the NFS share
     assert daemon["insecure-registries"] == [f"{MANAGER}:5000"]
+    # dockerd refuses to join a swarm with live-restore on (docs.docker.com "Live restore")
+    assert daemon["live-restore"] is False
     main = json.loads(files_of(OPENSTACK)["/etc/docker/daemon.json"]["content"])
-    assert {k: v for k, v in main.items() if k != "data-root"} == {
-        k: v for k, v in daemon.items() if k != "insecure-registries"}
+    assert main["live-restore"] is True
+    same = ("data-root", "insecure-registries", "live-restore")
+    assert {k: v for k, v in main.items() if k not in same} == {
+        k: v for k, v in daemon.items() if k not in same}
 
 
 def test_docker_requires_the_three_mounts() -> None:

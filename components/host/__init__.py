@@ -18,6 +18,7 @@ import pulumi_random as random
 
 from components.config import BackupSettings, HostSettings
 from components.host.bootstrap import BootstrapParams, render_user_data
+from components.host.security import REGISTRY_PORT  # noqa: F401  the platform publishes its registry there
 
 # The host-ready step runs this script on the machine running pulumi (it uses the local ssh, the
 # same way the Docker provider does, so one host-key policy covers both). Its delete runs

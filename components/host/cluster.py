@@ -20,6 +20,7 @@ import pulumi_command as command
 from components.config import HostSettings
 from components.host import WAIT_SCRIPT, Cluster, Host, known_hosts_for, ssh_options
 from components.host.nfs import EXPORTS_FILE, render_exports
+from components.host.security import REGISTRY_PORT
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def join_workers(host: Host, name: str, settings: HostSettings,
     swarm = command.local.Command(
         f"{name}-swarm", create="bash scripts/swarm-init.sh",
         delete="bash scripts/swarm-dissolve.sh", logging="stderr",
-        environment={**to_manager, "JHC_ADVERTISE_ADDR": manager_address},
+        environment={**to_manager, "JHC_ADVERTISE_ADDR": manager_address,
+                     "JHC_REGISTRY_PORT": str(REGISTRY_PORT)},
         opts=pulumi.ResourceOptions(parent=host, additional_secret_outputs=["stdout"]))
     token = pulumi.Output.secret(swarm.stdout)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.host import REGISTRY_PORT
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -26,4 +28,4 @@ PROXY_API = Endpoint("proxy", 8001)      # the hub's route API
 CADDY_ALIAS = "caddy"
 #: Swarm mode: the image registry on the manager, published on the manager's private address
 #: only (the host layer opens this port to the stack's own nodes).
-REGISTRY = Endpoint("registry", 5000)
+REGISTRY = Endpoint("registry", REGISTRY_PORT)

@@ -26,3 +26,19 @@ on_worker() {
 }
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+# Swarm-mode engine settings on a node (live-restore off, the registry trusted) or back to the
+# single-host ones; reloads dockerd only when the file changed. $1 on_manager|on_worker,
+# $2 swarm|single, $3 the registry (address:port). Bounded wait for the reload to take effect.
+daemon_settings() {
+  local on="$1" mode="$2" registry="$3" want=false
+  [[ "$mode" == single ]] && want=true
+  if [[ "$("$on" sudo -n python3 - "$mode" "$registry" < "$(dirname "${BASH_SOURCE[0]}")/swarm-daemon.py")" == changed ]]; then
+    "$on" sudo -n pkill -HUP -x dockerd
+  fi
+  local deadline=$((SECONDS + 30))
+  until [[ "$("$on" docker info --format '{{.LiveRestoreEnabled}}')" == "$want" ]]; do
+    ((SECONDS < deadline)) || die "dockerd did not take live-restore=$want after a reload"
+    sleep 1
+  done
+}

@@ -15,6 +15,8 @@ in tests/test_workers.py), and the NFS export (this kernel has no nfs filesystem
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -29,7 +31,8 @@ HERE = Path(__file__).resolve().parent / "jhcswi"
 REPO = HERE.parents[2]
 SOCK = "unix:///run/jhcswi-docker.sock"
 PIDFILE = Path("/run/jhcswi-docker.pid")
-NODE_IMAGE = "jhcswi/node:bookworm"
+# Tagged by its Dockerfile, so a changed recipe is rebuilt instead of a stale cache being used.
+NODE_IMAGE = "jhcswi/node:" + hashlib.sha256((HERE / "Dockerfile").read_bytes()).hexdigest()[:12]
 NETWORK = "jhcswi-net"
 NODES = ("jhcswi-manager", "jhcswi-w1", "jhcswi-w2")
 BUILD_LOG = Path("/tmp/jhcswi-build.log")
@@ -120,7 +123,7 @@ def step(script: str, nodes: dict[str, str], worker: str | None = None, stdin: s
            "JHCSWI_NODES": " ".join(f"{ip}={name}" for name, ip in nodes.items()),
            "JHC_MANAGER_TARGET": f"admin@{nodes['jhcswi-manager']}",
            "JHC_MANAGER_SSH_OPTS": "-o BatchMode=yes -o ControlPath=~/.ssh/jhc-x-%C",
-           "JHC_ADVERTISE_ADDR": nodes["jhcswi-manager"],
+           "JHC_ADVERTISE_ADDR": nodes["jhcswi-manager"], "JHC_REGISTRY_PORT": "5000",
            "JHC_MANAGER_ADDR": nodes["jhcswi-manager"], **extra}
     if worker:
         env["JHC_WORKER_TARGET"] = f"admin@{nodes[worker]}"
@@ -135,10 +138,25 @@ def node_ls() -> dict[str, tuple[str, str]]:
     return {parts[0]: (parts[1], parts[2]) for parts in (line.split() for line in lines)}
 
 
+def live_restore(node: str) -> str:
+    return on(node, "docker", "info", "--format", "{{.LiveRestoreEnabled}}")
+
+
 def test_init_join_drain_leave_dissolve(nodes: dict[str, str]) -> None:
+    # The main host's engine as the bootstrap leaves it: live-restore on, which swarm refuses.
+    manager = "jhcswi-manager"
+    on(manager, "sh", "-c", "echo '{\"live-restore\": true}' > /etc/docker/daemon.json && "
+       "pkill -HUP -x dockerd")
+    _wait(lambda: live_restore(manager) == "true", 30)
+    registry = f"{nodes[manager]}:5000"
+
     # --- init: a new swarm, the token on stdout only
     first = step("swarm-init.sh", nodes)
     assert first.returncode == 0, first.stderr
+    assert live_restore(manager) == "false"
+    daemon = json.loads(on(manager, "cat", "/etc/docker/daemon.json"))
+    assert daemon["insecure-registries"] == [registry]
+    assert registry in on(manager, "docker", "info", "--format", "{{json .RegistryConfig}}")
     token = first.stdout.strip()
     assert re.fullmatch(r"SWMTKN-1-[a-z0-9]+-[a-z0-9]+", token), first.stdout
     assert token not in first.stderr  # stderr is what the step logs
@@ -206,6 +224,10 @@ def test_init_join_drain_leave_dissolve(nodes: dict[str, str]) -> None:
     assert dissolved.returncode == 0, dissolved.stderr
     assert on("jhcswi-manager", "docker", "info", "--format",
               "{{.Swarm.LocalNodeState}}") == "inactive"
+    # Back to the single host's engine settings.
+    assert live_restore(manager) == "true"
+    assert "insecure-registries" not in json.loads(
+        on(manager, "cat", "/etc/docker/daemon.json"))
 
 
 def _tiny_image_on_workers() -> str:

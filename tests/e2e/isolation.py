@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import docker
 import docker.errors
+from docker_helpers import _remove_rootfs
 
 OUTSIDE_IP = "198.51.100.2"
 OUTSIDE_PORT = 9999
@@ -131,7 +131,7 @@ def isolating_engine(root: Path, timeout: float = 60) -> Iterator[IsolatingEngin
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_rootfs(root)  # unmounts what a failed stop left mounted before deleting
 
 
 def copy_image(source: docker.DockerClient, target: docker.DockerClient, tag: str) -> None:
@@ -236,7 +236,12 @@ def outside(iso: IsolatingEngine) -> Iterator[None]:
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     try:
-        time.sleep(0.2)  # its namespace exists once unshare has exec'd python
+        # its namespace exists once unshare has made it (before that, the pid is in ours)
+        deadline = time.monotonic() + 30
+        while os.readlink(f"/proc/{listener.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            if listener.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the outside namespace's listener did not start")
+            time.sleep(0.05)
         peer = f"jhcout{listener.pid}"[:15]
         iso.in_netns("ip", "link", "add", "jhcout0", "type", "veth", "peer", "name", peer,
                      "netns", str(listener.pid))

@@ -2,7 +2,7 @@
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps lint unit integration e2e bench up clean
+.PHONY: test deps lint unit integration e2e bench bench-stack up clean
 
 test: deps lint
 	$(PY) -m pytest
@@ -34,6 +34,11 @@ e2e: deps
 
 bench: $(VENV)/.installed
 	$(PY) bench/program_under_mocks.py
+
+# Login -> JupyterLab through the deployed local stack (Caddy, proxy, hub) next to a bare hub:
+# 20 sequential, 20 concurrent (root, the Docker engine; minutes).
+bench-stack: deps
+	$(PY) bench/deployed_latency.py --sequential 20 --concurrent 20
 
 # The main job: the whole platform on this machine's Docker engine.
 up: $(VENV)/.installed

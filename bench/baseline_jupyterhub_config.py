@@ -1,6 +1,8 @@
-"""The bare baseline of bench/spawn_latency.py: JupyterHub + DockerSpawner in the shape of
-jupyterhub-deploy-docker (DummyAuthenticator instead of its NativeAuthenticator, sqlite, the hub
-starts its own configurable-http-proxy, no limits, no hardening, no per-user mounts).
+"""The bare baseline of bench/spawn_latency.py and bench/deployed_latency.py: JupyterHub +
+DockerSpawner in the shape of jupyterhub-deploy-docker (DummyAuthenticator instead of its
+NativeAuthenticator, sqlite, the hub starts its own configurable-http-proxy, no hardening, no
+per-user mounts). Per-user limits (BENCH_MEM_LIMIT, BENCH_CPU_LIMIT) only when the bench sets
+them: deployed_latency.py gives it the deployed stack's limits and notebook image.
 
 Why a file: traitlets executes it as `jupyterhub -f`; the bench sets the BENCH_* variables.
 """
@@ -26,3 +28,7 @@ c.DockerSpawner.remove = True
 c.DockerSpawner.pull_policy = "never"
 # Same start/HTTP timeouts as the platform gets in the bench, so both wait equally long.
 c.Spawner.start_timeout = c.Spawner.http_timeout = int(os.environ["BENCH_START_TIMEOUT"])
+if os.environ.get("BENCH_MEM_LIMIT"):
+    c.DockerSpawner.mem_limit = os.environ["BENCH_MEM_LIMIT"]
+if os.environ.get("BENCH_CPU_LIMIT"):
+    c.DockerSpawner.cpu_limit = float(os.environ["BENCH_CPU_LIMIT"])

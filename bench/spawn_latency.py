@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "integration")]
@@ -56,6 +57,10 @@ class Target:
     url: str
     password: Callable[[str], str]
     admin_token: str
+    # requests' `verify`: a CA file for HTTPS through Caddy (never False)
+    verify: str | bool = True
+    # the spawn form a person submits (its image menu), or None: GET /hub/spawn spawns
+    spawn_form: dict[str, str] | None = None
 
 
 @dataclass
@@ -68,22 +73,45 @@ class Result:
     failures: list[str]
 
 
+ClientT = TypeVar("ClientT", stack.Browser, stack.TokenClient)
+
+
+def client_for(target: Target, client: ClientT) -> ClientT:
+    """A client that trusts what the target says (its CA file). requests lets the environment's
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a Session's `verify`, so the environment is
+    not consulted (no proxy either: the bench talks to loopback only)."""
+    client.session.verify = target.verify
+    client.session.trust_env = False
+    return client
+
+
 def login_and_spawn(target: Target, username: str) -> float:
-    """Seconds from the login form to the user's server answering through the proxy."""
+    """Seconds from the login form to the user's server answering through the proxy (and
+    Caddy, for a deployed stack): /user/<name>/api returns the server's version."""
     start = time.monotonic()
-    browser = stack.Browser(target.url)
+    browser = client_for(target, stack.Browser(target.url))
     response = browser.login(username, target.password(username))
     if response.status_code != 302:
         raise RuntimeError(f"login of {username}: HTTP {response.status_code}")
-    spawn = browser.session.get(f"{target.url}/hub/spawn", allow_redirects=False, timeout=120)
+    if target.spawn_form is None:
+        spawn = browser.session.get(f"{target.url}/hub/spawn", allow_redirects=False, timeout=120)
+    else:
+        spawn = browser.session.post(f"{target.url}/hub/spawn", allow_redirects=False,
+                                     timeout=120,
+                                     data={**target.spawn_form, "_xsrf": browser.xsrf()})
     if spawn.status_code not in (200, 302):
         raise RuntimeError(f"spawn of {username}: HTTP {spawn.status_code}")
     checked = time.monotonic()
 
     def ready() -> bool:
         nonlocal checked
-        if stack.server_answers(target.url, username):
-            return True
+        try:
+            answer = browser.session.get(f"{target.url}/user/{username}/api",
+                                         allow_redirects=False, timeout=5)
+            if answer.status_code == 200 and "version" in answer.text:
+                return True
+        except stack.requests.RequestException:
+            pass
         if time.monotonic() - checked > 2:  # fail fast when the hub gave up on the spawn
             checked = time.monotonic()
             me = browser.api("GET", "/user")
@@ -96,7 +124,7 @@ def login_and_spawn(target: Target, username: str) -> float:
 
 
 def stop_servers(target: Target, names: list[str]) -> None:
-    admin = stack.TokenClient(target.url, target.admin_token)
+    admin = client_for(target, stack.TokenClient(target.url, target.admin_token))
     for name in names:
         with contextlib.suppress(Exception):
             admin.api("DELETE", f"/users/{name}/server")
@@ -106,17 +134,18 @@ def stop_servers(target: Target, names: list[str]) -> None:
                              f"{name}'s server to stop", interval=0.5)
 
 
-def measure(target: Target, sequential: int, concurrent: int) -> Result:
+def measure(target: Target, sequential: int, concurrent: int, prefix: str = "") -> Result:
+    """N sequential login + spawn (each server stopped before the next), then C at once."""
     failures: list[str] = []
     latencies: list[float] = []
     for i in range(sequential):
-        name = f"seq{i:02d}"
+        name = f"{prefix}seq{i:02d}"
         try:
             latencies.append(login_and_spawn(target, name))
         except Exception as err:  # noqa: BLE001  a failed spawn is a figure, not a crash
             failures.append(f"{name}: {err}")
         stop_servers(target, [name])
-    names = [f"con{i:02d}" for i in range(concurrent)]
+    names = [f"{prefix}con{i:02d}" for i in range(concurrent)]
     ok: list[float] = []
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(concurrent, 1)) as pool:
@@ -131,8 +160,9 @@ def measure(target: Target, sequential: int, concurrent: int) -> Result:
     return Result(latencies, len(ok), concurrent - len(ok), total, ok, failures)
 
 
-def bench_users(sequential: int, concurrent: int) -> list[str]:
-    return [f"seq{i:02d}" for i in range(sequential)] + [f"con{i:02d}" for i in range(concurrent)]
+def bench_users(sequential: int, concurrent: int, prefix: str = "") -> list[str]:
+    return [f"{prefix}seq{i:02d}" for i in range(sequential)] + \
+        [f"{prefix}con{i:02d}" for i in range(concurrent)]
 
 
 @contextlib.contextmanager
@@ -158,7 +188,11 @@ def platform_target(root: Path, client: docker.DockerClient, image: str,
 
 
 @contextlib.contextmanager
-def baseline_target(root: Path, client: docker.DockerClient, image: str) -> Iterator[Target]:
+def baseline_target(root: Path, client: docker.DockerClient, image: str, *,
+                    mem_limit: str = "", cpu_limit: str = "",
+                    start_timeout: int = START_TIMEOUT) -> Iterator[Target]:
+    """The bare hub of baseline_jupyterhub_config.py on a network of its own; per-user limits
+    only when given (bench/deployed_latency.py gives it the deployed stack's)."""
     network = stack.create_network(client, "jhc-bench-base")
     port, hub_port, api_port = stack.free_port(), stack.free_port(), stack.free_port()
     workdir = root / "baseline"
@@ -169,7 +203,8 @@ def baseline_target(root: Path, client: docker.DockerClient, image: str) -> Iter
         "BENCH_PORT": str(port), "BENCH_HUB_PORT": str(hub_port),
         "BENCH_PROXY_API_PORT": str(api_port), "BENCH_GATEWAY": network.gateway,
         "BENCH_CHP": str(stack.CHP), "BENCH_IMAGE": image, "BENCH_NETWORK": network.name,
-        "BENCH_START_TIMEOUT": str(START_TIMEOUT),
+        "BENCH_START_TIMEOUT": str(start_timeout),
+        "BENCH_MEM_LIMIT": mem_limit, "BENCH_CPU_LIMIT": cpu_limit,
     }
     log = workdir / "hub.log"
     with open(log, "wb") as out:
@@ -196,29 +231,42 @@ def baseline_target(root: Path, client: docker.DockerClient, image: str) -> Iter
         network.stop()
 
 
-def summary(result: Result) -> dict[str, float]:
-    seq = sorted(result.sequential)
-    p95 = seq[min(len(seq) - 1, max(0, round(0.95 * len(seq)) - 1))] if seq else float("nan")
-    return {"median": statistics.median(seq) if seq else float("nan"), "p95": p95,
-            "seq_n": len(seq), "ok": result.concurrent_ok, "failed": result.concurrent_failed,
+def p95(values: list[float]) -> float:
+    """The nearest-rank 95th percentile (NaN for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+
+
+def summary(result: Result, sequential: int) -> dict[str, float]:
+    seq = result.sequential
+    conc = result.concurrent_latencies
+    return {"median": statistics.median(seq) if seq else float("nan"), "p95": p95(seq),
+            "seq_total": sum(seq), "seq_n": len(seq), "seq_failed": sequential - len(seq),
+            "ok": result.concurrent_ok, "failed": result.concurrent_failed,
             "total": result.concurrent_total,
-            "conc_median": statistics.median(result.concurrent_latencies)
-            if result.concurrent_latencies else float("nan")}
+            "conc_median": statistics.median(conc) if conc else float("nan"),
+            "conc_p95": p95(conc)}
 
 
-def report(results: dict[str, Result], sequential: int, concurrent: int) -> None:
-    rows = {name: summary(result) for name, result in results.items()}
-    print(f"\nspawn latency, login -> server answering through the proxy "
-          f"({sequential} sequential, {concurrent} concurrent; {os.cpu_count()} CPUs)")
-    print(f"{'':34}{'platform':>12}{'baseline':>12}{'ratio':>9}")
+def report(results: dict[str, Result], sequential: int, concurrent: int,
+           title: str = "login -> server answering through the proxy") -> None:
+    """A table of both stacks side by side; the ratio is platform / baseline."""
+    rows = {name: summary(result, sequential) for name, result in results.items()}
+    print(f"\nspawn latency, {title} ({sequential} sequential, {concurrent} concurrent; "
+          f"{os.cpu_count()} CPUs)")
+    print(f"{'':36}{'platform':>12}{'baseline':>12}{'ratio':>9}")
     lines = [("sequential median (s)", "median"), ("sequential p95 (s)", "p95"),
-             ("sequential spawns ok", "seq_n"), ("concurrent ok", "ok"),
+             ("sequential total (s)", "seq_total"), ("sequential spawns ok", "seq_n"),
+             ("sequential failed", "seq_failed"), ("concurrent ok", "ok"),
              ("concurrent failed", "failed"), ("concurrent total time (s)", "total"),
-             ("concurrent median latency (s)", "conc_median")]
-    for label, key in lines if concurrent else lines[:3]:
+             ("concurrent median latency (s)", "conc_median"),
+             ("concurrent p95 latency (s)", "conc_p95")]
+    for label, key in lines if concurrent else lines[:5]:
         ours, base = rows["platform"][key], rows["baseline"][key]
         ratio = f"{ours / base:8.2f}x" if base else "       -"
-        print(f"{label:34}{ours:12.2f}{base:12.2f}{ratio}")
+        print(f"{label:36}{ours:12.2f}{base:12.2f}{ratio}")
     for name, result in results.items():
         for failure in result.failures[:10]:
             print(f"  {name} failure: {failure[:300]}")

@@ -1,4 +1,5 @@
 """The local stack as the program declares it, applied to a real Docker engine (tests/e2e).
+(The deploy/teardown body is tests/e2e/deployment.py, shared with bench/deployed_latency.py.)
 
 Why: every other test proves one service at a time; here the resource graph of Pulumi.local.yaml
 (recorded under mocks, with freshly generated random secrets) runs for real — images built from
@@ -17,31 +18,30 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
-import requests
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-from applier import Applier, Report  # noqa: E402
+from deployment import (  # noqa: E402
+    Deployment,
+    deployed,
+    free_port,
+)
+from deployment import remove_leftovers as _remove_leftovers  # noqa: E402
+from deployment import user_containers as _user_containers  # noqa: E402
 from docker_helpers import running_engine  # noqa: E402
-from standins import ensure_upstream  # noqa: E402
-
-from harness import Run, plain, run_program  # noqa: E402
 
 STACK = "e2e"
 PREFIX = f"jhc-{STACK}"
@@ -64,102 +64,24 @@ IMAGES: list[dict[str, Any]] = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
 
 
-@dataclass
-class Deployment:
-    data_dir: Path
-    https_port: int
-    http_port: int
-    config: dict[str, Any]
-    secret_store: dict[str, str]
-    applier: Applier
-    run: Run
-    report: Report
-    ca_file: Path
-    passwords: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.https_port}"
-
-    def declare(self, config: dict[str, Any] | None = None) -> Run:
-        """The program's graph for this deployment's config (or another one) under mocks."""
-        return declared(self.data_dir, config or self.config, self.secret_store)
-
-    def apply(self, config: dict[str, Any]) -> Report:
-        self.config = config
-        self.run = self.declare(config)
-        self.report = self.applier.apply(self.run)
-        self.passwords = plain(self.run.outputs["initialPasswords"])
-        wait_for_hub(self)
-        return self.report
-
-
-def declared(data_dir: Path, config: dict[str, Any], store: dict[str, str]) -> Run:
-    return run_program("local", config, stack_name=STACK, secret_store=store)
-
-
-def base_config(data_dir: Path, https_port: int, http_port: int) -> dict[str, Any]:
-    return {"localDataDir": str(data_dir), "localHttpsPort": https_port,
-            "localHttpPort": http_port,
-            "groups": [{"name": "physics"}, {"name": "students"}, {"name": "chemistry"}],
+def base_config() -> dict[str, Any]:
+    return {"groups": [{"name": "physics"}, {"name": "students"}, {"name": "chemistry"}],
             "users": USERS, "allowedGroups": ["physics", "students"], "images": IMAGES}
 
 
-def caddy_root_ca(data_dir: Path) -> Path:
-    """Caddy's internal CA root, kept on the data directory (its /data = state/caddy)."""
-    return data_dir / "state" / "caddy" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-
-
-def wait_for_hub(deployment: Deployment, timeout: float = 180) -> None:
-    """Through Caddy, verified with the deployment's own CA: the hub answers /hub/health."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        if deployment.ca_file.exists():
-            try:
-                response = requests.get(f"{deployment.url}/hub/health", timeout=5,
-                                        verify=str(deployment.ca_file))
-                if response.status_code == 200:
-                    return
-                last = response.status_code
-            except requests.RequestException as error:
-                last = error
-        time.sleep(1)
-    raise AssertionError(f"hub not healthy through Caddy after {timeout}s: {last}")
-
-
 def user_containers(client: docker.DockerClient, network: str) -> list[Any]:
-    """Containers the hub spawned on the stack's frontend network (not in the applier's state)."""
-    try:
-        net = client.networks.get(network)
-    except docker.errors.NotFound:
-        return []
-    net.reload()
-    return [c for c in net.containers if not c.name.startswith(PREFIX)]
+    """Containers the hub spawned on `network` (not in the applier's state)."""
+    return _user_containers(client, network, PREFIX)
 
 
 def remove_leftovers(client: docker.DockerClient) -> None:
-    """Containers and networks of an earlier e2e session that was killed before its teardown.
-    Only names this suite owns: the jhc-e2e- prefix and user servers on jhc-e2e-frontend."""
-    for container in user_containers(client, f"{PREFIX}-frontend"):
-        container.remove(force=True)
-    for container in client.containers.list(all=True, filters={"name": f"^{PREFIX}-"}):
-        container.remove(force=True)
-    for network in client.networks.list():
-        if network.name in (f"{PREFIX}-frontend", f"{PREFIX}-backend"):
-            network.remove()
+    _remove_leftovers(client, PREFIX)
 
 
 @pytest.fixture(scope="session")
@@ -182,26 +104,9 @@ def artifacts() -> Path:
 def deployment(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[Deployment]:
     """The local stack, applied once per session; torn down at the end (data dir removed too)."""
-    remove_leftovers(engine)
-    data_dir = tmp_path_factory.mktemp("e2e-data")
-    https_port, http_port = free_port(), free_port()
-    applier = Applier(engine, lambda name: ensure_upstream(engine, name, BUILD_LOG), BUILD_LOG)
-    store: dict[str, str] = {}
-    config = base_config(data_dir, https_port, http_port)
-    deployed = Deployment(data_dir, https_port, http_port, config, store, applier,
-                          declared(data_dir, config, store), Report(), caddy_root_ca(data_dir))
-    try:
-        deployed.apply(config)
-        yield deployed
-    finally:
-        try:
-            # The program's destroy-time cleanup command removes the user servers.
-            applier.destroy()
-        finally:
-            remove_leftovers(engine)  # only what a failed destroy left behind
-            shutil.rmtree(data_dir, ignore_errors=True)
-            # LocalHost's default backup repository, a sibling of the data directory.
-            shutil.rmtree(f"{data_dir}-backups", ignore_errors=True)
+    with deployed(engine, STACK, tmp_path_factory.mktemp("e2e-data"), base_config(),
+                  BUILD_LOG) as deployment:
+        yield deployment
 
 
 @pytest.fixture()

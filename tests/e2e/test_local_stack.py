@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import secrets
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import docker
+import isolation
 import person
 import pytest
-from conftest import PREFIX, Deployment, user_containers
+from conftest import BUILD_LOG, PREFIX, Deployment, user_containers
+from docker_helpers import ensure_base_image
+
+from components.platform.endpoints import HUB
 
 FRONTEND = f"{PREFIX}-frontend"
 BACKEND = f"{PREFIX}-backend"
@@ -134,34 +138,46 @@ print(json.dumps(out))
     assert seen == {"hub": 200, "postgres": "unresolved", "ldap": "unresolved"}
 
 
-def engine_isolates_networks() -> bool:
-    """Docker isolates bridges (and enforces `internal`) with iptables rules; an engine started
-    with --iptables=false (this test machine) installs none."""
-    return subprocess.run(["iptables", "-S", "DOCKER-ISOLATION-STAGE-1"], capture_output=True,
-                          check=False).returncode == 0
-
-
-def test_backend_addresses_are_unreachable_from_a_user_container(
+def test_on_an_engine_that_enforces_isolation_a_user_container_reaches_the_hub_and_nothing_on_the_backend(
         deployment: Deployment, engine: docker.DockerClient) -> None:
-    server = engine.containers.get("jupyter-nora")
-    targets = {name: (engine.containers.get(f"{PREFIX}-{name}").attrs["NetworkSettings"]
-                      ["Networks"][BACKEND]["IPAddress"], port)
-               for name, port in (("postgres", 5432), ("ldap", 389))}
-    if not engine_isolates_networks():
-        pytest.xfail("this engine runs with --iptables=false: Docker's bridge isolation (and "
-                     "`internal`) is not enforced, so this property cannot hold here")
-    seen = in_container(server, f"""
-import json, socket
-out = {{}}
-for name, (ip, port) in {targets!r}.items():
-    s = socket.socket(); s.settimeout(3)
-    try:
-        s.connect((ip, port)); out[name] = "connected"
-    except OSError:
-        out[name] = "unreachable"
-print(json.dumps(out))
-""")
-    assert seen == {"postgres": "unreachable", "ldap": "unreachable"}
+    """The shared engine runs with --iptables=false and cannot isolate networks; the deployed
+    topology (networks with their `internal` flag, every running container's networks, aliases
+    and listening ports, nora's server as the real DockerSpawner placed it) is replayed on a
+    second engine that enforces isolation (tests/e2e/isolation.py says how), and probed there."""
+    flags, containers = isolation.deployed_topology(engine, [FRONTEND, BACKEND])
+    by_name = {c.name: c for c in containers}
+    assert "jupyter-nora" in by_name  # started by the person's path above
+    hub = next(c for c in containers if HUB.host in c.networks.get(FRONTEND, []))
+    base = ensure_base_image(engine, BUILD_LOG)
+    with isolation.isolating_engine(Path(f"/run/jhc-iso-{os.getpid()}")) as iso:
+        assert "DOCKER-ISOLATION-STAGE-1" in iso.iptables_rules()
+        isolation.copy_image(engine, iso.client, base)
+        isolation.replay(iso, base, flags, containers)
+        with isolation.outside(iso):
+            backend = [(c.addresses[BACKEND], port) for c in containers if BACKEND in c.networks
+                       for port in c.ports]
+            assert {c.name for c in containers if BACKEND in c.networks} >= {
+                f"{PREFIX}-postgres", f"{PREFIX}-ldap"} and backend
+            beyond = (isolation.OUTSIDE_IP, isolation.OUTSIDE_PORT)
+            hub_port = (HUB.host, HUB.port)
+
+            # Controls: the listeners answer on the backend (from the hub), and the engine
+            # forwards a frontend container's traffic beyond the host (users install packages).
+            assert set(isolation.probe(iso, hub.name, backend).values()) == {"connected"}
+
+            # The property: nora's server reaches the hub and the world, nothing on the backend.
+            seen = isolation.probe(iso, "jupyter-nora", [hub_port, beyond, *backend])
+            assert seen.pop(f"{HUB.host}:{HUB.port}") == "connected"
+            assert seen.pop(f"{beyond[0]}:{beyond[1]}") == "connected"
+            assert isolation.connected(seen) == [], "a user server reached the backend"
+
+            # `internal`: a backend-only service (PostgreSQL, LDAP) reaches nothing beyond its
+            # network, neither the outside nor the frontend's addresses.
+            frontend = [(c.addresses[FRONTEND], port) for c in containers
+                        if FRONTEND in c.networks for port in c.ports]
+            for service in (c for c in containers if c.only_on(BACKEND)):
+                seen = isolation.probe(iso, service.name, [beyond, *frontend])
+                assert isolation.connected(seen) == [], f"{service.name} reached beyond its network"
 
 
 def test_caddy_is_the_only_published_port_and_it_is_bound_to_loopback(

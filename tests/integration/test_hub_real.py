@@ -145,7 +145,10 @@ def test_real_hub_starts_behind_the_external_proxy_and_leaves_it_on_exit(chp, ba
             assert "403 GET /hub/api/users" not in (tmp_path / "hub.log").read_text()
             time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        # JupyterHub stops its managed services with SIGINT, SIGTERM, then SIGKILL, waiting up
+        # to 30 + 30 + 5 s (jupyterhub/spawner.py LocalProcessSpawner interrupt_timeout,
+        # term_timeout, kill_timeout); a loaded CI run once took 32 s, past a 30 s wait.
+        proc.wait(90)
     finally:
         # also ends the hub's idle-culler service if the hub did not (its process group)
         stack.stop_process(proc)

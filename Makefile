@@ -2,7 +2,7 @@
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps lint unit integration e2e bench bench-stack up clean
+.PHONY: test deps lint unit integration e2e bench bench-stack bench-swarm up clean
 
 test: deps lint
 	$(PY) -m pytest
@@ -39,6 +39,11 @@ bench: $(VENV)/.installed
 # 20 sequential, 20 concurrent (root, the Docker engine; minutes).
 bench-stack: deps
 	$(PY) bench/deployed_latency.py --sequential 20 --concurrent 20
+
+# 20 concurrent spawns on one host (DockerSpawner) and over two Swarm workers (SwarmSpawner),
+# nested Docker engines on this machine (root; minutes; a functional figure, not capacity).
+bench-swarm: deps
+	$(PY) bench/swarm_spawns.py --concurrent 20
 
 # The main job: the whole platform on this machine's Docker engine.
 up: $(VENV)/.installed

@@ -167,9 +167,11 @@ def bench_users(sequential: int, concurrent: int, prefix: str = "") -> list[str]
 
 @contextlib.contextmanager
 def platform_target(root: Path, client: docker.DockerClient, image: str,
-                    users: list[str], cpu_limit: str) -> Iterator[Target]:
+                    users: list[str], cpu_limit: str, mem_limit: str | None = None
+                    ) -> Iterator[Target]:
     config = {
         "cpuLimit": cpu_limit,
+        **({"memLimit": mem_limit} if mem_limit else {}),
         "groups": [{"name": "bench"}],
         "users": [{"name": "benchadmin", "admin": True, "groups": ["bench"]}]
         + [{"name": name, "groups": ["bench"]} for name in users],
@@ -231,6 +233,21 @@ def baseline_target(root: Path, client: docker.DockerClient, image: str, *,
         network.stop()
 
 
+@contextlib.contextmanager
+def bench_engine() -> Iterator[tuple[docker.DockerClient, str]]:
+    """The Docker engine (started when none answers, and then stopped again) and the test
+    notebook image every bench spawns."""
+    started = subprocess.run([str(CI_DOCKER), "start"], capture_output=True, text=True,
+                             timeout=900, check=True).stdout.strip().splitlines()[-1:] == ["started"]
+    client = docker.from_env(timeout=600)
+    try:
+        yield client, ensure_notebook_image(client, Path("/tmp/jhc-test-images.log"))
+    finally:
+        client.close()
+        if started:
+            subprocess.run([str(CI_DOCKER), "stop"], timeout=120, check=False)
+
+
 def p95(values: list[float]) -> float:
     """The nearest-rank 95th percentile (NaN for no values)."""
     ordered = sorted(values)
@@ -284,12 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("needs root (Docker engine, slapd, PostgreSQL as the postgres account)")
         return 2
-    started = subprocess.run([str(CI_DOCKER), "start"], capture_output=True, text=True,
-                             timeout=900, check=True).stdout.strip().splitlines()[-1:] == ["started"]
-    client = docker.from_env(timeout=600)
     results: dict[str, Result] = {}
-    try:
-        image = ensure_notebook_image(client, Path("/tmp/jhc-test-images.log"))
+    with bench_engine() as (client, image):
         with tempfile.TemporaryDirectory(prefix="jhc-bench-") as tmp:
             root = Path(tmp)
             users = bench_users(args.sequential, args.concurrent)
@@ -298,10 +311,6 @@ def main(argv: list[str] | None = None) -> int:
                 results["platform"] = measure(target, args.sequential, args.concurrent)
             with baseline_target(root, client, image) as target:
                 results["baseline"] = measure(target, args.sequential, args.concurrent)
-    finally:
-        client.close()
-        if started:
-            subprocess.run([str(CI_DOCKER), "stop"], timeout=120, check=False)
     report(results, args.sequential, args.concurrent)
     return 0
 

@@ -124,10 +124,11 @@ def _prepare_data(data: Path) -> None:
     census.chmod(0o777)  # only the read-only mount may stop users from writing
 
 
-def _deploy(cluster: sn.Cluster, root: Path) -> Deployed:
+def deploy(cluster: sn.Cluster, config: dict[str, Any] = CONFIG) -> Deployed:
+    """The platform in Swarm mode on the cluster's manager (bench/swarm_spawns.py uses it too)."""
     manager, images, inner = cluster.manager, cluster.images, cluster.manager.client
     _prepare_data(cluster.data_dir)
-    settings = stack.stack_settings(Path(sn.DATA_DIR), CONFIG)
+    settings = stack.stack_settings(Path(sn.DATA_DIR), config)
     service = settings.service
     base_dn = service.ldap_base_dn
     containers: dict[str, Any] = {}
@@ -233,7 +234,7 @@ def swarm(docker_engine: docker.DockerClient, tmp_path_factory: pytest.TempPathF
     started = time.monotonic()
     cluster = sn.up(docker_engine, root, BUILD_LOG)
     try:
-        deployed = _deploy(cluster, root)
+        deployed = deploy(cluster)
         print(f"swarm: 3 nodes and the platform up in {time.monotonic() - started:.0f}s")
         yield deployed
     finally:

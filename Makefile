@@ -2,7 +2,7 @@
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps lint unit integration e2e bench bench-stack bench-swarm up clean
+.PHONY: test deps lint unit tools integration e2e bench bench-stack bench-swarm up clean
 
 test: deps lint
 	$(PY) -m pytest
@@ -18,12 +18,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt services/hub/requireme
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-# Installs only the system tools the unit tests run (caddy, slapd, cloud-init, sshd, ...).
+# The program under mocks, the renderers, the config and the hub's settings: nothing but the
+# venv, no root (tests that run a system tool are marked `needs` and left to `make tools`).
 # Bytecode cache on even where the shell turns it off (PYTHONDONTWRITEBYTECODE): every xdist
 # worker otherwise re-parses and assertion-rewrites every test module (about 2 s each).
 unit: $(VENV)/.installed
-	bash scripts/install-system-deps.sh unit
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not integration and not e2e" -n auto --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not integration and not e2e and not needs" \
+		-n auto --dist loadfile
+
+# The tests that run real system tools (slapd, caddy, sshd, cloud-init, PostgreSQL, the
+# bootstrap's scripts on loop devices and network namespaces): root, installs them first.
+tools: $(VENV)/.installed
+	bash scripts/install-system-deps.sh tools
+	$(PY) -m pytest -m "needs and not integration and not e2e"
 
 integration: deps
 	$(PY) -m pytest -m integration

@@ -69,8 +69,8 @@ def main() -> None:
         return
     # as `make unit` runs it (bytecode cache on, see the Makefile)
     wall, cpu, out = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "-m", "not integration and not e2e", "-n", "auto", "--dist",
-                            "loadfile"], env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+                            "-m", "not integration and not e2e and not needs", "-n", "auto",
+                            "--dist", "loadfile"], env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
     print(f"unit suite: {wall:.1f} s wall, {cpu:.1f} s cpu ({out.strip().splitlines()[-1]})")
 
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real: the Debian packages below and, from npm,
 # configurable-http-proxy (into .cache/npm, not globally). Idempotent and quick when done.
-# `install-system-deps.sh unit`: only what `make unit` (pytest -m "not integration") runs.
+# `install-system-deps.sh tools`: only what `make tools` (pytest -m "needs and not integration
+# and not e2e") runs. `make unit` needs none of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-all}"
 
-unit_packages=(
+tool_packages=(
   cloud-init                      # `cloud-init schema` validates the rendered user_data
   shellcheck                      # lint of the bootstrap scripts
   e2fsprogs util-linux iptables   # the data-volume and metadata-block scripts, run in tests
@@ -14,9 +15,9 @@ unit_packages=(
   caddy                           # the rendered Caddyfile, adapted and served for real
   openssh-server                  # `sshd -T`: our drop-in wins over cloud-init's
   slapd ldap-utils                # the LDAP bootstrap and reconcile run against a real slapd
+  postgresql                      # the Postgres image's entrypoint; hub state (integration)
 )
 integration_packages=(
-  postgresql                      # hub state in a real PostgreSQL (integration tests)
   restic                          # services/backup/jhc-backup, run for real in tests
   docker.io debootstrap           # a real Docker engine and a registry-free base image
   openssh-server openssh-client   # `sshd -T` checks the bootstrap's sshd drop-in; ssh-keygen
@@ -24,8 +25,8 @@ integration_packages=(
   libnss3-tools                   # certutil: that browser trusts the deployment's own CA
   socat                           # tests/e2e: the browser in a network namespace of its own
 )
-packages=("${unit_packages[@]}")
-if [[ "$mode" != unit ]]; then
+packages=("${tool_packages[@]}")
+if [[ "$mode" != tools ]]; then
   packages+=("${integration_packages[@]}")
   # Node.js may come from elsewhere than Debian (then Debian's npm would conflict with it).
   command -v npm >/dev/null || packages+=(nodejs npm)  # configurable-http-proxy
@@ -56,7 +57,7 @@ if (( ${#missing[@]} )); then
   apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-[[ "$mode" == unit ]] && exit 0
+[[ "$mode" == tools ]] && exit 0
 chp_version=5.3.0
 if [[ ! -x .cache/npm/node_modules/.bin/configurable-http-proxy ]] ||
    ! grep -q "\"version\": \"$chp_version\"" .cache/npm/node_modules/configurable-http-proxy/package.json; then

@@ -28,7 +28,7 @@ def _normalise(value: Any) -> Any:
     text = json.dumps(value, sort_keys=True, default=str).replace(str(ROOT), "<ROOT>")
     home = os.path.expanduser("~")
     if home != "/":
-        text = text.replace(f'"{home}/', '"<HOME>/')
+        text = text.replace(f"{home}/", "<HOME>/")
     return json.loads(text)
 
 

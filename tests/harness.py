@@ -185,6 +185,7 @@ def stack_config(stack_file: Path) -> dict[str, str]:
 
 
 _RUNS: dict[str, Run] = {}
+_LOOPS: list[asyncio.AbstractEventLoop] = []
 
 
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
@@ -220,7 +221,13 @@ def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[
         config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
 
     # Pulumi's mocks run on the current event loop; other tests (JupyterHub's) may have closed it.
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    # Runs share one loop while it is open: the mock monitor answers from the loop's executor
+    # threads, and each of them makes an event loop of its own for as long as it lives
+    # (pulumi/runtime/mocks.py _ensure_event_loop); a new loop per run meant new threads and
+    # 7 more loops (21 file descriptors) a run, until a worker hit its open-file limit.
+    if not _LOOPS or _LOOPS[-1].is_closed():
+        _LOOPS[:] = [asyncio.new_event_loop()]
+    asyncio.set_event_loop(_LOOPS[-1])
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
     pulumi.runtime.set_mocks(RecordingMocks(resources, preview, secret_store), project=PROJECT,

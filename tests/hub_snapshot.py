@@ -36,7 +36,7 @@ def _plain(value: Any) -> Any:
         return f"class {value.__qualname__} <- {[b.__qualname__ for b in value.__mro__[1:3]]}"
     if callable(value):
         return f"callable {getattr(value, '__qualname__', type(value).__qualname__)}"
-    if isinstance(value, str):  # the checkout's own paths
+    if isinstance(value, str):  # the checkout's own paths, the local stack's data under ~
         return value.replace(sys.executable, "<python>").replace(str(ROOT), "<repo>")
     return value
 
@@ -71,7 +71,7 @@ def snapshot() -> dict[str, Any]:
         document = hub_document(stack)
         # the image ids are hashes of the resource names under mocks: stable across branches
         result[stack] = {"document": document, "config": hub_config(document)}
-    return result
+    return json.loads(json.dumps(result).replace(f"{Path.home()}/", "<HOME>/"))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ SCRIPTS = [ROOT / "services" / "backup" / "jhc-backup", ROOT / "scripts" / "rest
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.needs("shellcheck")
 def test_shellcheck_clean(script: Path) -> None:
     if shutil.which("shellcheck") is None:
         pytest.fail("shellcheck is missing: run scripts/install-system-deps.sh")

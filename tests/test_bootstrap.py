@@ -31,21 +31,20 @@ from components.host.bootstrap import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI") == "true"
 
 OS_VOLUME = "6f1f3a34-1d4b-4b7e-9a57-0c2d5e8f9a10"
 AWS_VOLUME = "vol-0abc1234def567890"
 
 
 def need_tool(name: str) -> str:
-    """Path of a system tool; CI must have it (fail), elsewhere skip with the reason."""
+    """Path of a system tool the test declares with `needs` (tests/conftest.py checks it)."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if path is None:
-        message = f"{name} not installed (apt-get install the package providing it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    assert path, f"{name}: declare it with @pytest.mark.needs"
     return path
+
+
+#: what the data-volume script runs (e2fsprogs, util-linux)
+VOLUME_TOOLS = pytest.mark.needs("mkfs.ext4", "blkid", "dumpe2fs", "debugfs", "lsblk")
 
 
 def make_params(**changes: object) -> BootstrapParams:
@@ -105,6 +104,7 @@ def values(section: list[tuple[str, str]], key: str) -> list[str]:
 
 
 @pytest.mark.parametrize("params", [OPENSTACK, AWS], ids=["openstack", "aws"])
+@pytest.mark.needs("cloud-init")
 def test_real_cloud_init_schema_accepts_it(params, tmp_path):
     tool = need_tool("cloud-init")
     path = tmp_path / "user-data.yaml"
@@ -115,6 +115,7 @@ def test_real_cloud_init_schema_accepts_it(params, tmp_path):
     assert "Valid cloud-config" in run.stdout
 
 
+@pytest.mark.needs("cloud-init")
 def test_real_cloud_init_schema_rejects_a_broken_variant(tmp_path):
     """Guards the test above: the validator really looks at our keys."""
     tool = need_tool("cloud-init")
@@ -190,6 +191,7 @@ def test_ssh_is_key_only_without_root():
                         "MaxStartups": "50:30:200"}
 
 
+@pytest.mark.needs("sshd", "ssh-keygen")
 def test_ssh_drop_in_wins_over_cloud_inits(tmp_path):
     """The real sshd's effective config, with cloud-init's drop-in enabling passwords beside ours.
 
@@ -241,6 +243,7 @@ def test_prune_timer_and_service():
     assert "docker.service" in values(service["Unit"], "Requires")
 
 
+@pytest.mark.needs("systemd-analyze")
 def test_prune_schedule_is_a_valid_systemd_calendar():
     tool = need_tool("systemd-analyze")
     for params in (OPENSTACK, AWS):
@@ -396,6 +399,7 @@ def test_every_embedded_script_is_strict_bash():
         assert run.returncode == 0, f"{path}: {run.stderr}"
 
 
+@pytest.mark.needs("shellcheck")
 def test_every_embedded_script_passes_shellcheck(tmp_path):
     tool = need_tool("shellcheck")
     for path, content in scripts_of(OPENSTACK).items():
@@ -410,8 +414,6 @@ class Volume:
     """Runs the shipped jhc-data-volume script with the rendered env file plus overrides."""
 
     def __init__(self, tmp_path: Path, params: BootstrapParams = OPENSTACK) -> None:
-        for tool in ("mkfs.ext4", "blkid", "dumpe2fs", "debugfs", "lsblk"):
-            need_tool(tool)
         self.tmp = tmp_path
         self.script = tmp_path / "jhc-data-volume"
         self.script.write_text(files_of(params)["/usr/local/sbin/jhc-data-volume"]["content"])
@@ -455,6 +457,7 @@ def debugfs(img: Path, request: str, write: bool = False) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
 
+@VOLUME_TOOLS
 def test_volume_is_formatted_once_and_keeps_its_data(tmp_path):
     vol = Volume(tmp_path)
     disk = image(tmp_path / "disk.img")
@@ -477,6 +480,7 @@ def test_volume_is_formatted_once_and_keeps_its_data(tmp_path):
     assert debugfs(disk, "cat marker.txt") == "user data\n"
 
 
+@VOLUME_TOOLS
 def test_inode_ratio_follows_the_param(tmp_path):
     vol = Volume(tmp_path, AWS)  # bytes_per_inode 8192
     disk = image(tmp_path / "disk.img")
@@ -484,6 +488,7 @@ def test_inode_ratio_follows_the_param(tmp_path):
     assert int(superblock(disk)["Inode count"]) == 64 * 1024 * 1024 // 8192
 
 
+@VOLUME_TOOLS
 def test_fstab_entry_by_uuid_with_nofail_replaces_stale_lines(tmp_path):
     vol = Volume(tmp_path)
     disk = image(tmp_path / "disk.img")
@@ -501,6 +506,7 @@ def test_fstab_entry_by_uuid_with_nofail_replaces_stale_lines(tmp_path):
         f"UUID={uuid} {vol.data_dir} ext4 defaults,nofail 0 2\n")
 
 
+@VOLUME_TOOLS
 def test_state_layout_is_created(tmp_path):
     vol = Volume(tmp_path)
     assert vol.run([image(tmp_path / "disk.img")]).returncode == 0
@@ -516,6 +522,7 @@ def test_state_layout_is_created(tmp_path):
     assert stat.S_IMODE((vol.data_dir / "homes").stat().st_mode) == 0o711
 
 
+@VOLUME_TOOLS
 def test_waits_for_a_volume_attached_after_boot(tmp_path):
     vol = Volume(tmp_path)
     disk = tmp_path / "late.img"
@@ -531,6 +538,7 @@ def test_waits_for_a_volume_attached_after_boot(tmp_path):
     assert superblock(disk)["Filesystem volume name"] == DATA_FS_LABEL
 
 
+@VOLUME_TOOLS
 def test_gives_up_with_a_clear_error(tmp_path):
     vol = Volume(tmp_path)
     started = time.monotonic()
@@ -542,6 +550,7 @@ def test_gives_up_with_a_clear_error(tmp_path):
     assert not vol.fstab.exists() or "nofail" not in vol.fstab.read_text()
 
 
+@VOLUME_TOOLS
 def test_generic_name_with_a_foreign_filesystem_is_never_taken(tmp_path):
     """/dev/vdb may be an ephemeral disk or config drive: not ours unless blank or labelled."""
     vol = Volume(tmp_path)
@@ -553,6 +562,7 @@ def test_generic_name_with_a_foreign_filesystem_is_never_taken(tmp_path):
     assert superblock(other)["Filesystem volume name"] == "ephemeral0"
 
 
+@VOLUME_TOOLS
 def test_by_id_name_is_trusted_and_its_filesystem_kept(tmp_path):
     """A volume re-attached from an older stack, whatever its label, keeps its data."""
     vol = Volume(tmp_path)
@@ -569,6 +579,7 @@ def test_by_id_name_is_trusted_and_its_filesystem_kept(tmp_path):
     assert f"UUID={uuid} " in vol.fstab.read_text()
 
 
+@VOLUME_TOOLS
 def test_a_partitioned_device_is_refused(tmp_path):
     """A signature that is not a filesystem (here a DOS partition table) is left alone."""
     vol = Volume(tmp_path)
@@ -591,15 +602,13 @@ def test_a_partitioned_device_is_refused(tmp_path):
 
 
 def loop_device(img: Path) -> str:
-    if os.geteuid() != 0:
-        pytest.skip("mounting needs root")
     run = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True,
                          text=True)
-    if run.returncode != 0:
-        pytest.skip(f"no loop device here: {run.stderr.strip()}")
+    assert run.returncode == 0, f"no loop device here: {run.stderr.strip()}"
     return run.stdout.strip()
 
 
+@pytest.mark.needs(*VOLUME_TOOLS.args, "losetup", "root")
 def test_mounts_for_real_and_survives_a_rerun(tmp_path):
     vol = Volume(tmp_path)
     loop = loop_device(image(tmp_path / "disk.img"))
@@ -620,19 +629,17 @@ def test_mounts_for_real_and_survives_a_rerun(tmp_path):
         subprocess.run(["losetup", "-d", loop], capture_output=True)
 
 
+@pytest.mark.needs("iptables", "ip6tables", "unshare", "root")
 def test_metadata_block_in_a_private_network_namespace(tmp_path):
     """Runs the shipped script twice in a new netns: exactly one REJECT rule results."""
     need_tool("iptables")
     need_tool("ip6tables")
     unshare = need_tool("unshare")
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
     script = tmp_path / "jhc-metadata-block"
     script.write_text(files_of(OPENSTACK)["/usr/local/sbin/jhc-metadata-block"]["content"])
     script.chmod(0o755)
-    probe = subprocess.run([unshare, "--net", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("cannot create a network namespace here")
+    probe = subprocess.run([unshare, "--net", "true"], capture_output=True, text=True)
+    assert probe.returncode == 0, f"cannot create a network namespace here: {probe.stderr}"
     run = subprocess.run(
         [unshare, "--net", "bash", "-c",
          f"set -e; iptables -w -N DOCKER-USER; ip6tables -w -N DOCKER-USER; {script}; {script};"

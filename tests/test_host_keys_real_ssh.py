@@ -21,6 +21,8 @@ import pytest
 from harness import ROOT, run_program
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+#: a test with real sshd servers on loopback, run as root (tests/conftest.py: `needs`)
+REAL_SSH = pytest.mark.needs("sshd", "ssh", "ssh-keygen", "root")
 
 
 def free_port() -> int:
@@ -63,8 +65,6 @@ class Server:
 
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
-    if os.geteuid() != 0 or not Path(SSHD).exists():
-        pytest.skip("needs root and openssh-server (scripts/install-system-deps.sh)")
     client_key = tmp_path / "client"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(client_key)],
                    check=True)
@@ -101,6 +101,7 @@ def without_multiplexing(opts: list[str]) -> list[str]:
     return out
 
 
+@REAL_SSH
 def test_changed_key_accepted_only_for_a_new_server(server, tmp_path: Path) -> None:
     srv, client_key = server
     first = without_multiplexing(stack_ssh_options(tmp_path, client_key, "server-1"))
@@ -115,6 +116,7 @@ def test_changed_key_accepted_only_for_a_new_server(server, tmp_path: Path) -> N
     assert ssh_true(second, srv.port).returncode == 0  # a new server id: a fresh file
 
 
+@REAL_SSH
 def test_wait_step_stops_at_once_on_a_changed_key(server, tmp_path: Path) -> None:
     srv, client_key = server
     opts = without_multiplexing(stack_ssh_options(tmp_path, client_key, "server-1"))

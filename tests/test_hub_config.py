@@ -822,7 +822,7 @@ def test_ensure_home_does_not_follow_symlinks(tmp_path):
     assert stat.S_IMODE(st.st_mode) == 0o755 and st.st_uid == os.geteuid()
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="ownership checks need root")
+@pytest.mark.needs("root")  # chown to other uids
 def test_ensure_home_ownership_rules(tmp_path):
     # someone else's home is refused, not taken over
     other = tmp_path / "bob"

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -42,11 +41,8 @@ BASE = "dc=jhc,dc=test"
 STARTUP_TIMEOUT = 15.0
 
 
-def _require_binaries() -> None:
-    missing = [b for b in ("slapd", "slapadd", "slappasswd", "ldapsearch") if not shutil.which(b)
-               and not Path("/usr/sbin", b).exists()]
-    if missing:
-        pytest.fail(f"missing {missing}: apt-get install slapd ldap-utils (CI installs them)")
+#: a test that starts slapd or runs the bootstrap against it (tests/conftest.py: `needs`)
+SLAPD = pytest.mark.needs("slapd", "slapadd", "slappasswd", "ldapsearch", "slapcat")
 
 
 def _free_port() -> int:
@@ -125,7 +121,6 @@ def run_bootstrap(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def start_slapd(root: Path) -> Slapd:
     """Bootstrap into root/ with the project's bootstrap and start slapd on loopback."""
-    _require_binaries()
     admin_password = "adm-" + secrets.token_urlsafe(18)
     readonly_password = "ro-" + secrets.token_urlsafe(18)
     # A trailing newline, as `echo > file` would leave: must not become part of the password.
@@ -310,6 +305,7 @@ def test_render_bootstrap_rejects_plaintext_hash() -> None:
 # ---------------------------------------------------------------- bootstrap (real slapd)
 
 
+@SLAPD
 def test_bootstrap_is_idempotent(slapd: Slapd) -> None:
     before = {p: p.stat().st_mtime_ns for p in slapd.config_dir.rglob("*")}
     before_entries = snapshot(slapd)
@@ -321,8 +317,8 @@ def test_bootstrap_is_idempotent(slapd: Slapd) -> None:
     assert snapshot(slapd) == before_entries
 
 
+@SLAPD
 def test_bootstrap_refuses_unknown_content_and_recovers_own_partial_state(tmp_path: Path) -> None:
-    _require_binaries()
     admin = _write_secret(tmp_path / "a.pw", "x-admin")
     ro = _write_secret(tmp_path / "r.pw", "x-ro")
     env = bootstrap_env(tmp_path, admin, ro)
@@ -351,6 +347,7 @@ def test_bootstrap_missing_environment_fails_clearly(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- access control
 
 
+@SLAPD
 def test_anonymous_bind_and_unauthenticated_search_refused(slapd: Slapd) -> None:
     server = ldap3.Server(slapd.url, get_info=ldap3.NONE)
     anon = ldap3.Connection(server, raise_exceptions=False)  # anonymous simple bind
@@ -366,6 +363,7 @@ def test_anonymous_bind_and_unauthenticated_search_refused(slapd: Slapd) -> None
     unbound.unbind()
 
 
+@SLAPD
 def test_admin_and_readonly_bind_wrong_password_refused(slapd: Slapd) -> None:
     assert slapd.can_bind(f"cn=admin,{BASE}", slapd.admin_password)
     assert slapd.can_bind(f"cn=readonly,{BASE}", slapd.readonly_password)
@@ -375,6 +373,7 @@ def test_admin_and_readonly_bind_wrong_password_refused(slapd: Slapd) -> None:
     assert not slapd.can_bind(f"cn=admin,{BASE}", "wrong")
 
 
+@SLAPD
 def test_readonly_reads_everything_but_userpassword_and_cannot_write(slapd: Slapd) -> None:
     conn = slapd.readonly()
     conn.search(BASE, "(objectClass=*)", ldap3.SUBTREE, attributes=["*"])
@@ -405,6 +404,7 @@ def argon2_params(stored: str) -> dict[str, str]:
     return dict(p.split("=") for p in params.split(","))
 
 
+@SLAPD
 def test_stored_hashes_are_argon2_never_md5(slapd: Slapd) -> None:
     stored = entry(slapd, f"cn=readonly,{BASE}", ["userPassword"])["userPassword"]
     assert len(stored) == 1 and stored[0].startswith("{ARGON2}$argon2")
@@ -420,6 +420,7 @@ def test_stored_hashes_are_argon2_never_md5(slapd: Slapd) -> None:
     assert "MD5}" not in everything
 
 
+@SLAPD
 def test_healthcheck_script(slapd: Slapd) -> None:
     script = str(LDAP_DIR / "healthcheck.sh")
     env = {**os.environ, "LDAP_HEALTHCHECK_URL": slapd.ldapi_url, "LDAP_BASE_DN": BASE}
@@ -439,6 +440,7 @@ def test_entrypoint_runs_other_commands_verbatim() -> None:
 # ---------------------------------------------------------------- reconcile
 
 
+@SLAPD
 def test_reconcile_creates_then_is_a_noop(fresh: Slapd) -> None:
     users = [user("alice", 123456, "alice-pw-1"), user("bob", 123457, "bob-pw-1", mail=None)]
     del users[1]["mail"]
@@ -472,6 +474,7 @@ def test_reconcile_creates_then_is_a_noop(fresh: Slapd) -> None:
     assert snapshot(fresh) == before  # not a single write, password hashes included
 
 
+@SLAPD
 def test_reconcile_updates_attributes_membership_and_resets_passwords(fresh: Slapd) -> None:
     users = [user("alice", 2001, "a-pw"), user("bob", 2002, "b-pw")]
     groups = [{"name": "physics", "gid": 3001, "members": ["alice"]}]
@@ -498,6 +501,7 @@ def test_reconcile_updates_attributes_membership_and_resets_passwords(fresh: Sla
     assert entry(fresh, gdn("physics"))["memberUid"] == ["bob"]
 
 
+@SLAPD
 def test_reconcile_disables_then_reenables(fresh: Slapd) -> None:
     users = [user("alice", 2001, "a-pw"), user("bob", 2002, "b-pw")]
     groups = [{"name": "physics", "gid": 3001, "members": ["alice", "bob"]},
@@ -538,6 +542,7 @@ def test_reconcile_disables_then_reenables(fresh: Slapd) -> None:
     assert entry(fresh, gdn("chem"))["description"] == [reconcile.MANAGED]
 
 
+@SLAPD
 def test_reconcile_refuses_uid_and_gid_changes_and_changes_nothing(fresh: Slapd) -> None:
     users = [user("alice", 2001, "a-pw"), user("bob", 2002, "b-pw")]
     groups = [{"name": "physics", "gid": 3001, "members": ["alice"]}]
@@ -555,6 +560,7 @@ def test_reconcile_refuses_uid_and_gid_changes_and_changes_nothing(fresh: Slapd)
     assert snapshot(fresh) == before
 
 
+@SLAPD
 def test_reconcile_refuses_uid_taken_by_a_disabled_user(fresh: Slapd) -> None:
     summary(run_reconcile(fresh, doc(fresh, [user("alice", 2001, "a-pw")]), "--json"))
     summary(run_reconcile(fresh, doc(fresh, []), "--json"))  # alice disabled, uid reserved
@@ -574,6 +580,7 @@ def _colliding_pair() -> tuple[str, str]:
     raise AssertionError("no collision")
 
 
+@SLAPD
 def test_reconcile_assigns_free_uids_that_never_move(fresh: Slapd) -> None:
     """Users without a uid: LDAP keeps each assignment; collisions need no manual step."""
     a, b = _colliding_pair()
@@ -601,6 +608,7 @@ def test_reconcile_assigns_free_uids_that_never_move(fresh: Slapd) -> None:
     assert len(set(numbers)) == 4
 
 
+@SLAPD
 def test_reconcile_never_touches_unmanaged_entries(fresh: Slapd) -> None:
     admin = fresh.admin()
     assert admin.add(udn("mallory"), ["inetOrgPerson", "posixAccount"],
@@ -624,6 +632,7 @@ def test_reconcile_never_touches_unmanaged_entries(fresh: Slapd) -> None:
 
 @pytest.mark.parametrize("bad_name", ["*", ")(uid=*", "a,ou=x", "Alice", "a b", "1abc",
                                       "uid=x", "a" * 33, ""])
+@SLAPD
 def test_reconcile_refuses_injection_shaped_names(fresh: Slapd, bad_name: str) -> None:
     before = snapshot(fresh)
     for document in (doc(fresh, [user(bad_name, 2001, "pw")]),
@@ -636,6 +645,7 @@ def test_reconcile_refuses_injection_shaped_names(fresh: Slapd, bad_name: str) -
     assert snapshot(fresh) == before
 
 
+@SLAPD
 def test_reconcile_stores_filter_and_dn_metacharacters_literally(fresh: Slapd) -> None:
     cn = "x)(uid=*)(cn=*, ou=evil\\ *"
     summary(run_reconcile(fresh, doc(fresh, [user("eve", 2001, "e-pw", cn=cn)]), "--json"))
@@ -649,12 +659,14 @@ def test_reconcile_stores_filter_and_dn_metacharacters_literally(fresh: Slapd) -
     assert bad_mail.returncode == 2
 
 
+@SLAPD
 def test_reconcile_refuses_world_readable_desired_file(fresh: Slapd) -> None:
     result = run_reconcile(fresh, doc(fresh, [user("alice", 2001, "a-pw")]), mode=0o644)
     assert result.returncode == 2 and "mode 600" in result.stderr
     assert not fresh.can_bind(udn("alice"), "a-pw")
 
 
+@SLAPD
 def test_reconcile_dry_run_changes_nothing(fresh: Slapd) -> None:
     before = snapshot(fresh)
     result = run_reconcile(fresh, doc(fresh, [user("alice", 2001, "a-pw")]), "--dry-run")
@@ -663,6 +675,7 @@ def test_reconcile_dry_run_changes_nothing(fresh: Slapd) -> None:
     assert snapshot(fresh) == before
 
 
+@SLAPD
 def test_reconcile_bad_admin_password_is_an_ldap_error(fresh: Slapd) -> None:
     _write_secret(fresh.root / "wrong.pw", "not-the-admin-password")
     document = doc(fresh, [user("alice", 2001, "a-pw")])
@@ -672,6 +685,7 @@ def test_reconcile_bad_admin_password_is_an_ldap_error(fresh: Slapd) -> None:
     assert "not-the-admin-password" not in result.stdout + result.stderr
 
 
+@SLAPD
 def test_no_password_is_ever_printed_or_logged(fresh: Slapd) -> None:
     users = [user("alice", 2001, "Sup3r-s3cret-alice"), user("bob", 2002, "Sup3r-s3cret-bob")]
     outputs = [run_reconcile(fresh, doc(fresh, users)) for _ in range(2)]
@@ -685,6 +699,7 @@ def test_no_password_is_ever_printed_or_logged(fresh: Slapd) -> None:
         assert secret not in text
 
 
+@SLAPD
 def test_user_cannot_read_other_passwords_or_write(fresh: Slapd) -> None:
     summary(run_reconcile(fresh, doc(fresh, [user("alice", 2001, "a-pw"),
                                              user("bob", 2002, "b-pw")]), "--json"))
@@ -757,6 +772,7 @@ def test_user_repr_hides_password() -> None:
     assert "hunter2" not in repr(parsed) and "hunter2" not in str(parsed)
 
 
+@SLAPD
 def test_unicode_passwords_are_stable_and_unpreparable_ones_refused(fresh: Slapd) -> None:
     # ldap3 SASLprep-maps NBSP to space and NFKC-folds the ligature, on set and on bind alike.
     pw = "pässwörd\u00a0\ufb01x"
@@ -853,6 +869,7 @@ def root_password_hash(server: Slapd) -> str:
     return value.split(" ", 1)[1]
 
 
+@SLAPD
 def test_converge_sets_regenerated_admin_and_readonly_passwords(tmp_path: Path) -> None:
     """A directory bootstrapped with one pair of secrets accepts a new pair after a restart
     through converge.py, and only the new pair; the tree is untouched (issue 7, point 1)."""

@@ -303,6 +303,7 @@ def test_reconcile_script_feeds_the_document_and_reports(tmp_path: Path, status:
         assert "run `pulumi up` again" in result.stderr
 
 
+@pytest.mark.needs("sshd", "ssh-keygen")
 def test_bootstrap_raises_sshd_max_startups(tmp_path: Path) -> None:
     run = run_program("dev")
     user_data = run.one(SERVER["dev"]).plain["userData"]

@@ -26,10 +26,13 @@ PG_DIR = ROOT / "services" / "postgres"
 PG_ROOT = Path("/usr/lib/postgresql")
 
 
+#: a test that runs Debian's PostgreSQL as its postgres account (tests/conftest.py: `needs`)
+POSTGRES = pytest.mark.needs("postgresql", "runuser", "root")
+
+
 def pg_bin() -> Path:
     versions = sorted(PG_ROOT.glob("*/bin"), key=lambda p: int(p.parent.name))
-    if os.geteuid() != 0 or not versions:
-        pytest.skip("needs root and PostgreSQL (apt-get install postgresql)")
+    assert versions, "PostgreSQL: declare it with @POSTGRES"
     return versions[-1]
 
 
@@ -136,6 +139,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
+@POSTGRES
 def test_every_start_sets_the_password_from_the_file(cluster: Cluster) -> None:
     """A regenerated password file works after a restart, the old password does not, and
     neither the password nor its verifier appears in the server's log."""
@@ -155,6 +159,7 @@ def test_every_start_sets_the_password_from_the_file(cluster: Cluster) -> None:
     assert new not in log and "SCRAM-SHA-256$" not in log and old not in log
 
 
+@POSTGRES
 def test_another_major_is_refused_with_the_procedure(cluster: Cluster) -> None:
     pw = write_owned(cluster.root / "postgres-password", "whatever-" + secrets.token_hex(6))
     before = sorted(p.name for p in cluster.data.iterdir())
@@ -170,6 +175,7 @@ def test_another_major_is_refused_with_the_procedure(cluster: Cluster) -> None:
     assert not (cluster.data / "postmaster.pid").exists()  # no server was started
 
 
+@POSTGRES
 def test_hub_db_dump_writes_a_restorable_archive(cluster: Cluster) -> None:
     pw_value = "dump-" + secrets.token_hex(10)
     pw = write_owned(cluster.root / "postgres-password", pw_value)
@@ -235,6 +241,7 @@ def test_dockerfile_builds_from_the_pinned_official_image() -> None:
     assert ignore[0] == "*" and {f"!{n}" for n in ("Dockerfile", "entrypoint.sh")} <= set(ignore)
 
 
+@POSTGRES
 def test_other_commands_pass_through_untouched(cluster: Cluster) -> None:
     """The pre-upgrade dump runs through this entrypoint too: no major check, no password
     change, the command runs as given (the official entrypoint then execs it)."""

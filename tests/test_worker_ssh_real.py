@@ -12,15 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_host_keys_real_ssh import SSHD, Server, free_port
+from test_host_keys_real_ssh import REAL_SSH, Server, free_port
 
 from harness import ROOT, run_program
 
 
 @pytest.fixture()
 def two_servers(tmp_path: Path) -> Iterator[tuple[Server, Server, Path]]:
-    if os.geteuid() != 0 or not Path(SSHD).exists():
-        pytest.fail("needs root and openssh-server (scripts/install-system-deps.sh)")
     key = tmp_path / "client"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     pub = (tmp_path / "client.pub").read_text()
@@ -36,6 +34,7 @@ def two_servers(tmp_path: Path) -> Iterator[tuple[Server, Server, Path]]:
             s.stop()
 
 
+@REAL_SSH
 def test_steps_reach_the_worker_only_through_the_manager(two_servers, tmp_path: Path) -> None:
     manager, worker, key = two_servers
     run = run_program("dev", overrides={"hostWorkers": 1, "sshPrivateKeyPath": str(key),

@@ -47,6 +47,15 @@ class BootstrapParams:
 
 
 # Target path, permissions and source file (".j2" sources are rendered with the params).
+#: (path, mode, template) every VM of the stack gets, the main host and the workers alike
+HOST_HARDENING_FILES: tuple[tuple[str, str, str], ...] = (
+    ("/etc/systemd/system/jhc-metadata-block.service", "0644", "jhc-metadata-block.service"),
+    ("/etc/systemd/system/jhc-docker-prune.service", "0644", "jhc-docker-prune.service.j2"),
+    ("/etc/systemd/system/jhc-docker-prune.timer", "0644", "jhc-docker-prune.timer.j2"),
+    ("/etc/security/limits.d/90-jupyterhub-cloud.conf", "0644", "limits.conf.j2"),
+    ("/etc/ssh/sshd_config.d/10-jupyterhub-cloud.conf", "0644", "sshd-jupyterhub-cloud.conf"),
+    ("/etc/apt/apt.conf.d/52jupyterhub-cloud-auto-upgrades", "0644", "apt-auto-upgrades.conf"),
+)
 _FILES: tuple[tuple[str, str, str], ...] = (
     ("/etc/jupyterhub-cloud/bootstrap.env", "0644", "bootstrap.env.j2"),
     ("/usr/local/sbin/jhc-data-volume", "0755", "jhc-data-volume.sh"),
@@ -55,12 +64,7 @@ _FILES: tuple[tuple[str, str, str], ...] = (
     ("/etc/docker/daemon.json", "0644", "daemon.json.j2"),
     ("/etc/systemd/system/docker.service.d/10-jupyterhub-cloud.conf", "0644",
      "docker-service-dropin.conf.j2"),
-    ("/etc/systemd/system/jhc-metadata-block.service", "0644", "jhc-metadata-block.service"),
-    ("/etc/systemd/system/jhc-docker-prune.service", "0644", "jhc-docker-prune.service.j2"),
-    ("/etc/systemd/system/jhc-docker-prune.timer", "0644", "jhc-docker-prune.timer.j2"),
-    ("/etc/security/limits.d/90-jupyterhub-cloud.conf", "0644", "limits.conf.j2"),
-    ("/etc/ssh/sshd_config.d/10-jupyterhub-cloud.conf", "0644", "sshd-jupyterhub-cloud.conf"),
-    ("/etc/apt/apt.conf.d/52jupyterhub-cloud-auto-upgrades", "0644", "apt-auto-upgrades.conf"),
+    *HOST_HARDENING_FILES,
 )
 
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from components.config import HostSettings
 from components.host.bootstrap import (
+    HOST_HARDENING_FILES,
     USER_DATA_MAX_BYTES,
     BootstrapParams,
     _environment,
@@ -34,12 +35,7 @@ _WORKER_FILES: tuple[tuple[str, str, str], ...] = (
     ("/etc/docker/daemon.json", "0644", "worker-daemon.json.j2"),
     ("/etc/systemd/system/docker.service.d/10-jupyterhub-cloud.conf", "0644",
      "worker-docker-dropin.conf.j2"),
-    ("/etc/systemd/system/jhc-metadata-block.service", "0644", "jhc-metadata-block.service"),
-    ("/etc/systemd/system/jhc-docker-prune.service", "0644", "jhc-docker-prune.service.j2"),
-    ("/etc/systemd/system/jhc-docker-prune.timer", "0644", "jhc-docker-prune.timer.j2"),
-    ("/etc/security/limits.d/90-jupyterhub-cloud.conf", "0644", "limits.conf.j2"),
-    ("/etc/ssh/sshd_config.d/10-jupyterhub-cloud.conf", "0644", "sshd-jupyterhub-cloud.conf"),
-    ("/etc/apt/apt.conf.d/52jupyterhub-cloud-auto-upgrades", "0644", "apt-auto-upgrades.conf"),
+    *HOST_HARDENING_FILES,
 )
 NFS_FSTAB = "/etc/jupyterhub-cloud/nfs.fstab"
 

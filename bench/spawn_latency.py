@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,6 +71,8 @@ class Result:
     concurrent_total: float
     concurrent_latencies: list[float]
     failures: list[str]
+    #: per sequential spawn: (login, the spawn request, until the server answers) in seconds
+    phases: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 ClientT = TypeVar("ClientT", stack.Browser, stack.TokenClient)
@@ -85,14 +87,18 @@ def client_for(target: Target, client: ClientT) -> ClientT:
     return client
 
 
-def login_and_spawn(target: Target, username: str) -> float:
+def login_and_spawn(target: Target, username: str,
+                    phases: list[tuple[float, float, float]] | None = None) -> float:
     """Seconds from the login form to the user's server answering through the proxy (and
-    Caddy, for a deployed stack): /user/<name>/api returns the server's version."""
+    Caddy, for a deployed stack): /user/<name>/api returns the server's version. `phases`
+    gets the login, the spawn request (JupyterHub answers it once the server started, or after
+    its slow_spawn_timeout) and the rest."""
     start = time.monotonic()
     browser = client_for(target, stack.Browser(target.url))
     response = browser.login(username, target.password(username))
     if response.status_code != 302:
         raise RuntimeError(f"login of {username}: HTTP {response.status_code}")
+    logged_in = time.monotonic()
     if target.spawn_form is None:
         spawn = browser.session.get(f"{target.url}/hub/spawn", allow_redirects=False, timeout=120)
     else:
@@ -119,8 +125,12 @@ def login_and_spawn(target: Target, username: str) -> float:
                 raise RuntimeError(f"the hub gave up on {username}'s server")
         return False
 
+    spawned = time.monotonic()
     stack.wait_until(ready, READY_TIMEOUT, f"{username}'s server", interval=0.25)
-    return time.monotonic() - start
+    end = time.monotonic()
+    if phases is not None:
+        phases.append((logged_in - start, spawned - logged_in, end - spawned))
+    return end - start
 
 
 def stop_servers(target: Target, names: list[str]) -> None:
@@ -138,10 +148,11 @@ def measure(target: Target, sequential: int, concurrent: int, prefix: str = "") 
     """N sequential login + spawn (each server stopped before the next), then C at once."""
     failures: list[str] = []
     latencies: list[float] = []
+    phases: list[tuple[float, float, float]] = []
     for i in range(sequential):
         name = f"{prefix}seq{i:02d}"
         try:
-            latencies.append(login_and_spawn(target, name))
+            latencies.append(login_and_spawn(target, name, phases))
         except Exception as err:  # noqa: BLE001  a failed spawn is a figure, not a crash
             failures.append(f"{name}: {err}")
         stop_servers(target, [name])
@@ -157,7 +168,7 @@ def measure(target: Target, sequential: int, concurrent: int, prefix: str = "") 
                 failures.append(f"{futures[future]}: {err}")
     total = time.monotonic() - start
     stop_servers(target, names)
-    return Result(latencies, len(ok), concurrent - len(ok), total, ok, failures)
+    return Result(latencies, len(ok), concurrent - len(ok), total, ok, failures, phases)
 
 
 def bench_users(sequential: int, concurrent: int, prefix: str = "") -> list[str]:
@@ -259,7 +270,11 @@ def p95(values: list[float]) -> float:
 def summary(result: Result, sequential: int) -> dict[str, float]:
     seq = result.sequential
     conc = result.concurrent_latencies
+    login, spawn, answer = (statistics.median(p) if p else float("nan")
+                            for p in zip(*result.phases, strict=True)) if result.phases \
+        else (float("nan"),) * 3
     return {"median": statistics.median(seq) if seq else float("nan"), "p95": p95(seq),
+            "login": login, "spawn": spawn, "answer": answer,
             "seq_total": sum(seq), "seq_n": len(seq), "seq_failed": sequential - len(seq),
             "ok": result.concurrent_ok, "failed": result.concurrent_failed,
             "total": result.concurrent_total,
@@ -274,13 +289,15 @@ def report(results: dict[str, Result], sequential: int, concurrent: int,
     print(f"\nspawn latency, {title} ({sequential} sequential, {concurrent} concurrent; "
           f"{os.cpu_count()} CPUs)")
     print(f"{'':36}{'platform':>12}{'baseline':>12}{'ratio':>9}")
-    lines = [("sequential median (s)", "median"), ("sequential p95 (s)", "p95"),
+    lines = [("sequential median (s)", "median"), ("  median of the login (s)", "login"),
+             ("  of the spawn request (s)", "spawn"), ("  then until it answers (s)", "answer"),
+             ("sequential p95 (s)", "p95"),
              ("sequential total (s)", "seq_total"), ("sequential spawns ok", "seq_n"),
              ("sequential failed", "seq_failed"), ("concurrent ok", "ok"),
              ("concurrent failed", "failed"), ("concurrent total time (s)", "total"),
              ("concurrent median latency (s)", "conc_median"),
              ("concurrent p95 latency (s)", "conc_p95")]
-    for label, key in lines if concurrent else lines[:5]:
+    for label, key in lines if concurrent else lines[:8]:
         ours, base = rows["platform"][key], rows["baseline"][key]
         ratio = f"{ours / base:8.2f}x" if base else "       -"
         print(f"{label:36}{ours:12.2f}{base:12.2f}{ratio}")

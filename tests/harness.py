@@ -185,7 +185,7 @@ def stack_config(stack_file: Path) -> dict[str, str]:
 
 
 _RUNS: dict[str, Run] = {}
-_LOOPS: list[asyncio.AbstractEventLoop] = []
+_LOOP: asyncio.AbstractEventLoop | None = None
 
 
 def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
@@ -225,9 +225,10 @@ def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[
     # threads, and each of them makes an event loop of its own for as long as it lives
     # (pulumi/runtime/mocks.py _ensure_event_loop); a new loop per run meant new threads and
     # 7 more loops (21 file descriptors) a run, until a worker hit its open-file limit.
-    if not _LOOPS or _LOOPS[-1].is_closed():
-        _LOOPS[:] = [asyncio.new_event_loop()]
-    asyncio.set_event_loop(_LOOPS[-1])
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()
+    asyncio.set_event_loop(_LOOP)
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
     pulumi.runtime.set_mocks(RecordingMocks(resources, preview, secret_store), project=PROJECT,

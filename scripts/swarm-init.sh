@@ -5,7 +5,9 @@
 # reaches user_data, the log or a plain output. Idempotent: an existing manager is kept.
 # Swarm mode needs live-restore off and the platform's registry trusted (lib/swarm-daemon.py).
 # Inputs (environment): JHC_MANAGER_TARGET, JHC_MANAGER_SSH_OPTS, JHC_ADVERTISE_ADDR,
-# JHC_REGISTRY_PORT.
+# JHC_REGISTRY_PORT; JHC_JOIN_TOKEN_GENERATION (optional, hostWorkersJoinTokenGeneration): when
+# it differs from the generation recorded on the manager's node, the worker join token is
+# rotated once (joined workers stay; the old token stops working) and the new one recorded.
 set -euo pipefail
 : "${JHC_MANAGER_TARGET:?}" "${JHC_ADVERTISE_ADDR:?}" "${JHC_REGISTRY_PORT:?}"
 # shellcheck source=scripts/lib/nodes.sh
@@ -30,4 +32,15 @@ case "$node_state $is_manager" in
   *)
     die "the main host's engine is in swarm state '$state'; fix it by hand (docker info)" ;;
 esac
+if [[ -n "${JHC_JOIN_TOKEN_GENERATION:-}" ]]; then
+  [[ "$JHC_JOIN_TOKEN_GENERATION" =~ ^[0-9]+$ ]] || die "JHC_JOIN_TOKEN_GENERATION must be a number"
+  node=$(on_manager docker info --format '{{.Swarm.NodeID}}')
+  label=jhc.join-token-generation
+  recorded=$(on_manager docker node inspect --format "{{index .Spec.Labels \"$label\"}}" "$node")
+  if [[ "$recorded" != "$JHC_JOIN_TOKEN_GENERATION" ]]; then
+    echo "swarm-init: rotating the worker join token (generation ${recorded:-0} -> $JHC_JOIN_TOKEN_GENERATION)" >&2
+    on_manager docker swarm join-token --rotate --quiet worker >/dev/null
+    on_manager docker node update --label-add "$label=$JHC_JOIN_TOKEN_GENERATION" "$node" >/dev/null
+  fi
+fi
 on_manager docker swarm join-token --quiet worker

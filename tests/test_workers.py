@@ -67,6 +67,10 @@ def settings(stack: str, **overrides: object):
     ("aws", {"openstackWorkerFlavor": "m1.small"}, "openstackWorkerFlavor"),
     ("dev", {"hostWorkers": 1, "datasets": [{"name": "era5", "path": "/data/era5"}]},
      "datasets[0].path"),
+    ("dev", {"hostWorkers": 1, "hostWorkersJoinTokenGeneration": -1},
+     "hostWorkersJoinTokenGeneration"),
+    ("aws", {"hostWorkers": 1, "awsWorkerPublicIp": True, "hostWorkersJoinTokenGeneration": "x"},
+     "hostWorkersJoinTokenGeneration"),
 ])
 def test_refusals_name_the_key(stack: str, overrides: dict, key: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -303,6 +307,26 @@ def test_adding_resizing_removing_workers_never_touches_the_main_host(stack: str
         {"jhc-worker-1-port"} if stack == "aws" else set())
     changed = {r.name for r in one if r.plain != two.resources[r.name].plain}
     assert changed == {"jhc-nfs"}
+
+
+def test_a_new_join_token_generation_reruns_only_the_swarm_step() -> None:
+    """Raising hostWorkersJoinTokenGeneration is an update of the swarm step (its create runs
+    again and rotates the token: tests/integration/test_swarm_steps.py), never a replacement,
+    which would dissolve the swarm; nothing else changes. Generation 0 adds no input."""
+    two = run_program("dev", overrides={"hostWorkers": 2})
+    rotated = run_program("dev", overrides={"hostWorkers": 2, "hostWorkersJoinTokenGeneration": 3})
+    assert set(rotated.resources) == set(two.resources)
+    changed = {r.name for r in rotated if r.plain != two.resources[r.name].plain}
+    assert changed == {"jhc-swarm"}
+    before, after = two.resources["jhc-swarm"], rotated.resources["jhc-swarm"]
+    assert "JHC_JOIN_TOKEN_GENERATION" not in before.plain["environment"]
+    assert after.plain["environment"] == {**before.plain["environment"],
+                                          "JHC_JOIN_TOKEN_GENERATION": "3"}
+    # pulumi-command replaces a Command only for its triggers (its SDK sets
+    # replace_on_changes=["triggers[*]"]), and this one has none
+    assert not after.plain.get("triggers")
+    assert set(after.opts.replace_on_changes or ()) <= {"triggers[*]"}
+    assert not after.opts.delete_before_replace
 
 
 def depends(run: Run, r: Declared) -> set[str]:

@@ -36,6 +36,8 @@ WORKERS = ("workers added (new VMs, joined to the swarm) or drained and removed;
            "its volume and IP are untouched")
 WORKER_SIZE = ("workers replaced, each drained before its VM is deleted; the main host is "
                "untouched")
+JOIN_TOKEN = ("the swarm's worker join token rotated on the manager; joined workers, the main "
+              "host and running servers are untouched")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,10 @@ KEYS: tuple[Key, ...] = (
     Key("hostWorkers", "integer",
         "Worker VMs (0-50) that run user servers in a Docker Swarm managed by the main host "
         "(openstack/aws; see the admin guide's Scale out). 0: one host, as before.", 0, WORKERS),
+    Key("hostWorkersJoinTokenGeneration", "integer",
+        "Raise it (0-1000000) to rotate the swarm's worker join token, e.g. after it may have "
+        "leaked: the old token stops working; joined workers stay. Used with hostWorkers > 0.",
+        0, JOIN_TOKEN),
     Key("openstackWorkerFlavor", "string", "Nova flavor of each worker. Unset: openstackFlavor.",
         "", WORKER_SIZE),
     Key("awsWorkerInstanceType", "string",

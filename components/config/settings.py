@@ -88,6 +88,7 @@ class WorkerSettings:
     size: str                      # OpenStack flavor or EC2 instance type
     root_volume_size_gb: int = 50  # aws: the workers' root disk (Docker's images)
     public_ip: bool = False        # aws: outbound through a public IPv4 (no NAT gateway)
+    join_token_generation: int = 0  # raised: the manager rotates the worker join token
 
 
 @dataclass(frozen=True)

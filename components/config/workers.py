@@ -10,6 +10,7 @@ from components.config.reader import _Reader
 from components.config.settings import AwsSettings, ConfigError, OpenStackSettings, WorkerSettings
 
 MAX_WORKERS = 50
+MAX_TOKEN_GENERATION = 1_000_000
 _WORKER_ONLY = ("openstackWorkerFlavor", "awsWorkerInstanceType")
 
 
@@ -22,8 +23,10 @@ def _workers(r: _Reader, cloud: str, openstack: OpenStackSettings | None,
     if cloud == "local":
         raise ConfigError("hostWorkers", "workers are VMs and need cloud=openstack or cloud=aws",
                           "Set hostWorkers to 0 for the local stack")
+    generation = r.integer("hostWorkersJoinTokenGeneration", 0, MAX_TOKEN_GENERATION)
     if openstack is not None:
-        return WorkerSettings(count, r.string("openstackWorkerFlavor") or openstack.flavor)
+        return WorkerSettings(count, r.string("openstackWorkerFlavor") or openstack.flavor,
+                              join_token_generation=generation)
     assert aws is not None
     from components.config.host import is_graviton
     size = r.string("awsWorkerInstanceType") or aws.instance_type
@@ -43,7 +46,7 @@ def _workers(r: _Reader, cloud: str, openstack: OpenStackSettings | None,
                           "to everything but the stack's nodes), or set awsVpcId/awsSubnetId to "
                           "a private subnet with a NAT gateway")
     return WorkerSettings(count, size, r.integer("awsWorkerRootVolumeSizeGb", 20, 1024),
-                          public_ip)
+                          public_ip, generation)
 
 
 def _unused_worker_keys(r: _Reader, cloud: str) -> None:

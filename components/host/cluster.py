@@ -59,11 +59,18 @@ def join_workers(host: Host, name: str, settings: HostSettings,
     # The join token is the step's stdout: a secret output, and kept out of the log
     # (pulumi-command local.Command docs, `logging`: "If there might be secrets in the output,
     # you can disable logging here and mark the outputs as secret via 'additionalSecretOutputs'").
+    # A raised generation is a changed input: with no `update` command pulumi-command runs
+    # `create` again (local.Command docs, `create`: "If an update command isn't provided, then
+    # create will also be run when the resource's inputs are modified"), and swarm-init.sh
+    # rotates the token; the new token is a changed stdin of each join step, which reruns as a
+    # no-op for a joined worker. Generation 0 adds nothing: a stack's inputs stay as they were.
+    generation = settings.workers.join_token_generation if settings.workers else 0
+    rotation = {"JHC_JOIN_TOKEN_GENERATION": str(generation)} if generation else {}
     swarm = command.local.Command(
         f"{name}-swarm", create="bash scripts/swarm-init.sh",
         delete="bash scripts/swarm-dissolve.sh", logging="stderr",
         environment={**to_manager, "JHC_ADVERTISE_ADDR": manager_address,
-                     "JHC_REGISTRY_PORT": str(REGISTRY_PORT)},
+                     "JHC_REGISTRY_PORT": str(REGISTRY_PORT), **rotation},
         opts=pulumi.ResourceOptions(parent=host, additional_secret_outputs=["stdout"]))
     token = pulumi.Output.secret(swarm.stdout)
 

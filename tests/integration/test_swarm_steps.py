@@ -214,6 +214,29 @@ def test_init_join_drain_leave_dissolve(nodes: dict[str, str]) -> None:
     gone = step("swarm-leave.sh", nodes, "jhcswi-w1", **leave)
     assert gone.returncode == 0 and "no longer in the swarm" in gone.stderr
 
+    # --- a new join token (hostWorkersJoinTokenGeneration): rotated once per generation; the
+    # old token no longer joins, the new one does; the worker already in (w2) stays
+    rotated = step("swarm-init.sh", nodes, JHC_JOIN_TOKEN_GENERATION="1")
+    assert rotated.returncode == 0, rotated.stderr
+    new_token = rotated.stdout.strip()
+    assert re.fullmatch(r"SWMTKN-1-[a-z0-9]+-[a-z0-9]+", new_token) and new_token != token
+    assert "rotating" in rotated.stderr and new_token not in rotated.stderr
+    same = step("swarm-init.sh", nodes, JHC_JOIN_TOKEN_GENERATION="1")
+    assert same.returncode == 0 and same.stdout.strip() == new_token
+    assert "rotating" not in same.stderr
+    assert node_ls()[ids["jhcswi-w2"]][1] == "Ready"
+    # the join step of a joined worker reruns with the new token on its stdin: a no-op
+    kept = step("swarm-join.sh", nodes, "jhcswi-w2", stdin=new_token + "\n")
+    assert kept.returncode == 0 and kept.stdout.strip() == ids["jhcswi-w2"], kept.stderr
+    refused_old = step("swarm-join.sh", nodes, "jhcswi-w1", stdin=token + "\n")
+    assert refused_old.returncode != 0 and token not in refused_old.stderr
+    rejoined = step("swarm-join.sh", nodes, "jhcswi-w1", stdin=new_token + "\n")
+    assert rejoined.returncode == 0, rejoined.stderr
+    w1 = rejoined.stdout.strip()
+    assert node_ls()[w1] == ("jhcswi-w1", "Ready")
+    out_again = step("swarm-leave.sh", nodes, "jhcswi-w1", PULUMI_COMMAND_STDOUT=w1)
+    assert out_again.returncode == 0, out_again.stderr
+
     # --- back to one host: dissolving refuses while a worker remains
     refused = step("swarm-dissolve.sh", nodes)
     assert refused.returncode != 0 and "still in the swarm" in refused.stderr

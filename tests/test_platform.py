@@ -107,6 +107,7 @@ def secret_values(run: Run) -> list[str]:
                  for r in run.of_type("random:index/randomPassword:RandomPassword")]
     generated += [hashlib.sha256(r.name.encode()).hexdigest()
                   for r in run.of_type("random:index/randomBytes:RandomBytes")]
+    generated += plain(run.outputs["initialPasswords"]).values()  # derived from a key
     return generated + CONFIGURED_SECRETS
 
 
@@ -184,7 +185,9 @@ def test_ldap_reconcile_input_matches_declared_users(dev: Run) -> None:
     assert "uid" not in users["alice"]  # assigned by the reconcile, remembered in LDAP
     assert users["alice"]["cn"] == "Alice Liddell" and users["alice"]["mail"] == "alice@example.org"
     assert users["bob"]["password"] == "correct-horse-battery"
-    assert users["alice"]["password"] == "generated-jhc-secrets-user-alice-Zq8"
+    generated = plain(dev.outputs["initialPasswords"])
+    assert users["alice"]["password"] == generated["alice"]
+    assert users["carol"]["password"] == generated["carol"]
     assert {u["gid"] for u in users.values()} == {100}
     groups = {g["name"]: g for g in desired["groups"]}
     assert groups["physics"]["members"] == ["alice", "bob"]
@@ -352,17 +355,56 @@ def test_generated_secrets_are_kept_like_the_data(dev: Run) -> None:
     generated = generated_secrets(dev)
     roles = {n.removeprefix("jhc-secrets-") for n in generated}
     assert {"postgres", "ldap-admin", "ldap-readonly", "proxy-token", "cookie-secret",
-            "crypt-key", "user-alice", "user-carol", "jhc-backup-restic-password"} == roles
+            "crypt-key", "user-password-key", "jhc-backup-restic-password"} == roles
     for name, resource in generated.items():
-        # Users' initial passwords stay unprotected: a protected resource cannot be deleted, so
-        # removing a user from config would fail `pulumi up` (test below).
-        service_secret = "-user-" not in name
-        assert bool(resource.opts.protect) is service_secret, name
-        assert bool(resource.opts.retain_on_delete) is service_secret, name
+        assert resource.opts.protect and resource.opts.retain_on_delete, name
     loose = generated_secrets(service_run("dev", allowDataLoss=True))
     assert set(loose) == set(generated)
     for name, resource in loose.items():
         assert not resource.opts.protect and not resource.opts.retain_on_delete, name
+
+
+def passwords(users: list[dict[str, Any]], store: dict[str, str]) -> dict[str, str]:
+    """initialPasswords of a run whose random values persist in `store` (as in Pulumi state)."""
+    run = run_program("dev", overrides={**SERVICE, "users": users}, secret_keys=("users",),
+                      secret_store=store)
+    return plain(run.outputs["initialPasswords"])
+
+
+def test_generated_passwords_are_stable_random_and_per_user() -> None:
+    """Adding, removing or reordering users changes no one else's password; a new stack gets
+    new ones; each is 20 letters and digits."""
+    state: dict[str, str] = {}
+    before = passwords(USERS, state)
+    assert set(before) == {"alice", "carol"}  # bob has one in config
+    assert passwords(USERS, state) == before
+    users = [USERS[2], {"name": "dora", "groups": ["physics"]}, USERS[0]]  # bob gone, dora new
+    after = passwords(users, state)
+    assert {k: after[k] for k in before} == before
+    assert len(set(after.values())) == 3
+    for value in after.values():
+        assert len(value) == 20 and value.isalnum() and value.isascii(), value
+    other_stack = passwords(USERS, {})
+    assert not set(other_stack.values()) & set(before.values())
+
+
+def test_the_password_derivation_is_pinned() -> None:
+    """Changing the derivation would change every generated password at the next `pulumi up`.
+    Computed outside Python: `printf 'jupyterhub-cloud initial password\\x00alice\\x000' |
+    openssl dgst -sha256 -mac HMAC -macopt hexkey:<64 zeros>`, then base-62 digits of that
+    number with bc, least significant first, over a-z A-Z 0-9."""
+    from components.platform.secrets import initial_password
+    assert initial_password("00" * 32, "alice", 0) == "D9Wp6dQwAeIzq4Llup91"
+    assert initial_password("00" * 32, "alice", 1) != "D9Wp6dQwAeIzq4Llup91"
+
+
+def test_a_raised_password_generation_resets_only_that_password() -> None:
+    state: dict[str, str] = {}
+    before = passwords(USERS, state)
+    reset = [USERS[0], USERS[1], {**USERS[2], "passwordGeneration": 1}]
+    after = passwords(reset, state)
+    assert after["alice"] == before["alice"] and after["carol"] != before["carol"]
+    assert passwords(reset, state) == after
 
 
 def test_removing_a_user_deletes_nothing_protected(dev: Run) -> None:
@@ -370,22 +412,9 @@ def test_removing_a_user_deletes_nothing_protected(dev: Run) -> None:
     refuses to delete a protected resource (pulumi docs, "protect")."""
     fewer = service_run("dev", users=[u for u in USERS if u["name"] != "alice"])
     gone = set(dev.resources) - set(fewer.resources)
-    assert gone, "removing a user removes its generated password"
     assert not [n for n in gone if dev.resources[n].opts and dev.resources[n].opts.protect]
-
-
-def test_generated_user_passwords_stable_when_users_change(dev: Run) -> None:
-    """A user's generator keeps its name and inputs when others are added, removed or
-    reordered, so Pulumi neither replaces it nor changes the password."""
-    before = {n: r.plain for n, r in generated_secrets(dev).items()}
-    users = [USERS[2], {"name": "dora", "groups": ["physics"]}, USERS[0]]  # bob gone, dora new
-    after = {n: r.plain for n, r in generated_secrets(service_run("dev", users=users)).items()}
-    for name in ("jhc-secrets-user-alice", "jhc-secrets-user-carol", "jhc-secrets-postgres",
-                 "jhc-secrets-crypt-key"):
-        assert after[name] == before[name], name
-    assert "jhc-secrets-user-dora" in after
     for resource in generated_secrets(dev).values():
-        assert not resource.plain.get("keepers"), resource.name
+        assert not resource.plain.get("keepers"), resource.name  # a keeper change regenerates
 
 
 def test_postgres_is_the_converging_image_built_from_the_pinned_official_one(dev: Run) -> None:

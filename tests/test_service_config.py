@@ -91,6 +91,12 @@ def test_explicit_uid_wins_and_only_explicit_ones_can_collide() -> None:
     ([{"name": "alice", "admin": "yes"}], "users[0].admin", "true or false"),
     ([{"name": "alice", "shell": "/bin/sh"}], "users[0].shell", "not a known field"),
     ([{"name": "alice", "password": "short"}], "users[0].password", "12 characters"),
+    ([{"name": "alice", "passwordGeneration": -1}], "users[0].passwordGeneration", "0 to"),
+    ([{"name": "alice", "passwordGeneration": 1.5}], "users[0].passwordGeneration", "whole"),
+    ([{"name": "alice", "passwordGeneration": True}], "users[0].passwordGeneration", "whole"),
+    ([{"name": "alice", "passwordGeneration": 1_000_001}], "users[0].passwordGeneration", "0 to"),
+    ([{"name": "alice", "passwordGeneration": 1, "password": "a-long-enough-secret"}],
+     "users[0].passwordGeneration", "has one in config"),
     (["alice"], "users", "not an object"),
 ])
 def test_bad_users_refused(users, key, word) -> None:

@@ -43,6 +43,7 @@ class User:
     groups: tuple[str, ...]
     admin: bool
     password: pulumi.Output[str] | None  # secret; None: generated at deploy
+    password_generation: int = 0  # raised to reset a generated password
 
 
 def assign_ids(names_and_explicit: Iterable[tuple[str, int | None]], base: int

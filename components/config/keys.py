@@ -181,7 +181,8 @@ SERVICE_KEYS: tuple[Key, ...] = (
     Key("ldapOrganisation", "string", "Organisation name written at LDAP initialisation.",
         "JupyterHub", NOTHING, layer="service"),
     Key("users", "objects", "Accounts: [{name, fullName, email, groups: [..], admin: bool, uid, "
-        "password (secret)}]. Removing one disables the login; the home directory stays.", [], LDAP,
+        "password (secret; else generated), passwordGeneration (raise to reset a generated one)}]. "
+        "Removing one disables the login; the home directory stays.", [], LDAP,
         layer="service"),
     Key("groups", "objects", "LDAP groups: [{name, gid}] (gid optional, derived from the name).", [],
         LDAP, layer="service"),

@@ -25,6 +25,8 @@ from components.config.settings import (
 )
 from services.hub.jhc_values import cpu_amount, memory_bytes, normalize_login
 
+MAX_PASSWORD_GENERATION = 1_000_000
+
 
 def _name(key: str, value: Any) -> str:
     if not isinstance(value, str) or not NAME.fullmatch(value):
@@ -66,7 +68,8 @@ def _groups(r: _Reader) -> tuple[Group, ...]:
 
 
 def _users(r: _Reader, groups: tuple[Group, ...]) -> tuple[User, ...]:
-    items = r.objects("users", {"name", "fullName", "email", "groups", "admin", "uid", "password"})
+    items = r.objects("users", {"name", "fullName", "email", "groups", "admin", "uid", "password",
+                                "passwordGeneration"})
     names = [_name(f"users[{i}].name", item.get("name")) for i, item in enumerate(items)]
     _unique("users", names)
     # Only explicit uids are decided here; the others are assigned where they are remembered
@@ -108,12 +111,24 @@ def _users(r: _Reader, groups: tuple[Group, ...]) -> tuple[User, ...]:
             if not isinstance(password, str) or len(password) < 12:
                 raise ConfigError(f"users[{i}].password", "is shorter than 12 characters",
                                   "Choose a longer password, or leave it out to have one generated")
+        generation = item.get("passwordGeneration", 0)
+        if isinstance(generation, bool) or not isinstance(generation, int) \
+                or not 0 <= generation <= MAX_PASSWORD_GENERATION:
+            raise ConfigError(f"users[{i}].passwordGeneration",
+                              f"{generation!r} is not a whole number from 0 to "
+                              f"{MAX_PASSWORD_GENERATION}", "Raise it by one to reset the password")
+        if generation and password is not None:
+            raise ConfigError(f"users[{i}].passwordGeneration",
+                              "only resets a generated password, and this user has one in config",
+                              "Remove passwordGeneration, or remove the password to have one "
+                              "generated")
         full_name = item.get("fullName", name)
         if not isinstance(full_name, str) or not full_name.strip():
             raise ConfigError(f"users[{i}].fullName", "must be a non-empty string", "Fix or remove it")
         users.append(User(name=name, uid=ids[name], full_name=full_name, email=email,
                           groups=tuple(member_of), admin=admin,
-                          password=pulumi.Output.secret(password) if password else None))
+                          password=pulumi.Output.secret(password) if password else None,
+                          password_generation=generation))
     return tuple(users)
 
 

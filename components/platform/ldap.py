@@ -38,7 +38,7 @@ class LdapArgs:
     service: ServiceSettings
     admin_password: pulumi.Output[str]
     readonly_password: pulumi.Output[str]
-    user_passwords: dict[str, pulumi.Output[str]]
+    user_passwords: pulumi.Output[dict[str, str]]  # secret
     platform: str  # the host's, e.g. linux/arm64
     engine: Engine
 
@@ -76,9 +76,8 @@ class Ldap(pulumi.ComponentResource):
             networks_advanced=[attach(args.networks.backend, LDAP.host)],
             wait=True, wait_timeout=120, opts=child)
 
-        names = list(args.user_passwords)
-        document = pulumi.Output.all(*args.user_passwords.values()).apply(
-            lambda values: desired_document(args.service, dict(zip(names, values, strict=True))))
+        document = args.user_passwords.apply(
+            lambda passwords: desired_document(args.service, passwords))
         self.reconcile = command.local.Command(
             f"{name}-reconcile", create=f"bash {RECONCILE_SCRIPT}",
             stdin=pulumi.Output.secret(document),

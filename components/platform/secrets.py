@@ -18,6 +18,9 @@ Keepers are never used: a keeper change would regenerate a secret on an ordinary
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import string
 from dataclasses import dataclass
 
 import pulumi
@@ -25,11 +28,33 @@ import pulumi_random as random
 
 from components.config import ServiceSettings
 
+ALPHABET = string.ascii_letters + string.digits
+PASSWORD_LENGTH = 20
+
 
 @dataclass(frozen=True)
 class SecretsArgs:
     service: ServiceSettings
     keep: bool  # not allowDataLoss: one policy for the data and the secrets it depends on
+
+
+def initial_password(key_hex: str, login: str, generation: int = 0) -> str:
+    """A user's generated password: HMAC-SHA256 of the login under the stack's key, as 20 letters
+    and digits (119 bits; the alphabet of RandomPassword without specials).
+
+    Derived rather than one RandomPassword per user: 500 users were 500 resources, most of a
+    preview's time (bench/program_under_mocks.py). The value depends on nothing but the key, the
+    login and its generation, so adding, removing or reordering users changes no one's password.
+    """
+    digest = hmac.new(bytes.fromhex(key_hex),
+                      f"jupyterhub-cloud initial password\0{login}\0{generation}".encode(),
+                      hashlib.sha256).digest()
+    number = int.from_bytes(digest, "big")  # 2**256 >> 62**20: the remainder's bias is < 1e-40
+    chars = []
+    for _ in range(PASSWORD_LENGTH):
+        number, digit = divmod(number, len(ALPHABET))
+        chars.append(ALPHABET[digit])
+    return "".join(chars)
 
 
 class PlatformSecrets(pulumi.ComponentResource):
@@ -39,22 +64,17 @@ class PlatformSecrets(pulumi.ComponentResource):
     proxy_token: pulumi.Output[str]
     cookie_secret: pulumi.Output[str]
     crypt_key: pulumi.Output[str]
-    user_passwords: dict[str, pulumi.Output[str]]
-    generated_passwords: dict[str, pulumi.Output[str]]
+    generated_passwords: pulumi.Output[dict[str, str]]  # users without a password in config
+    user_passwords: pulumi.Output[dict[str, str]]  # every user: from config or generated
 
     def __init__(self, name: str, args: SecretsArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("jupyterhub-cloud:service:PlatformSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, protect=args.keep, retain_on_delete=args.keep)
-        # Initial user passwords are not protected: a protected resource cannot be deleted by
-        # any deployment (pulumi docs, "protect"), so removing a user from `users` would fail
-        # `pulumi up`. Losing one is harmless: the reconcile sets the newly generated one.
-        user = pulumi.ResourceOptions(parent=self)
 
-        def password(role: str, length: int = 32,
-                     opts: pulumi.ResourceOptions = child) -> pulumi.Output[str]:
+        def password(role: str, length: int = 32) -> pulumi.Output[str]:
             return random.RandomPassword(f"{name}-{role}", length=length, special=False,
-                                         opts=opts).result
+                                         opts=child).result
 
         def hex_key(role: str) -> pulumi.Output[str]:
             return random.RandomBytes(f"{name}-{role}", length=32, opts=child).hex
@@ -65,11 +85,16 @@ class PlatformSecrets(pulumi.ComponentResource):
         self.proxy_token = password("proxy-token", 48)
         self.cookie_secret = hex_key("cookie-secret")
         self.crypt_key = hex_key("crypt-key")
-        # Users without a password in config get a generated initial one (exported as a secret).
-        # One resource per user, named after the user: its value never changes while the user
-        # stays declared (adding, removing or reordering others touches no other resource).
-        self.generated_passwords = {u.name: password(f"user-{u.name}", 20, user)
-                                    for u in args.service.users if u.password is None}
-        self.user_passwords = {u.name: u.password or self.generated_passwords[u.name]
-                               for u in args.service.users}
+        # Users without a password in config get one derived from this key (exported as a
+        # secret). Kept like the other secrets: a new key is a new password for each of them.
+        users = args.service.users
+        generated = [u for u in users if u.password is None]
+        self.generated_passwords = pulumi.Output.secret(hex_key("user-password-key").apply(
+            lambda key: {u.name: initial_password(key, u.name, u.password_generation)
+                         for u in generated}))
+        configured = [u for u in users if u.password is not None]
+        self.user_passwords = pulumi.Output.secret(pulumi.Output.all(
+            self.generated_passwords, *(u.password for u in configured)).apply(
+            lambda values: {**values[0], **dict(zip((u.name for u in configured), values[1:],
+                                                    strict=True))}))
         self.register_outputs({})

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_aws.ebs as ebs
-import pulumi_aws.ec2 as ec2
-import pulumi_aws.vpc as vpc
 
 from components.config import BackupSettings, HostSettings
 from components.host import BackupTarget, Host, keep_data, pinned_server_inputs, roll_options, user_data
 from components.host.aws_backup import STACK_TAG, data_snapshots, s3_backup_target
+from components.host.aws_sdk import ebs, ec2, vpc
 from components.host.aws_workers import aws_workers
 from components.host.bootstrap import data_device_candidates_aws
 from components.host.security import ingress_rules

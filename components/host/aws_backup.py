@@ -13,12 +13,10 @@ import json
 import re
 
 import pulumi
-import pulumi_aws.dlm as dlm
-import pulumi_aws.iam as iam
-import pulumi_aws.s3 as s3
 
 from components.config import DataSnapshots
 from components.host import BackupTarget
+from components.host.aws_sdk import dlm, iam, s3
 
 # S3 versioning keeps what restic prunes (or a leaked key deletes) for this many days: the
 # backup user may delete objects, but not object versions.

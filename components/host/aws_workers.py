@@ -11,11 +11,10 @@ rule resources, so its group and instance keep their inputs.
 from __future__ import annotations
 
 import pulumi
-import pulumi_aws.ec2 as ec2
-import pulumi_aws.vpc as vpc
 
 from components.config import HostSettings
 from components.host import Host
+from components.host.aws_sdk import ec2, vpc
 from components.host.cluster import WorkerVm, join_workers
 from components.host.security import MANAGER, WORKER, node_rules
 from components.host.worker_bootstrap import worker_user_data

@@ -9,6 +9,7 @@ user_data is served by the metadata service to anything on the VM: it carries no
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass, fields
@@ -115,7 +116,9 @@ def validate_params(params: BootstrapParams) -> None:
     _check_re("prune_until", params.prune_until, _DURATION, "a duration like '168h'")
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """One per process: it keeps the compiled templates (re-read when a file changes)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(CLOUD_INIT_DIR)),
         undefined=jinja2.StrictUndefined,

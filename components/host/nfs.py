@@ -8,6 +8,7 @@ on the main host. Pure renderers, so tests read what the manager and the workers
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from pathlib import Path
 
@@ -28,15 +29,19 @@ def _check(data_dir: str, addresses: list[str]) -> None:
         ipaddress.ip_address(address)  # a host name or a network here would widen the export
 
 
+@functools.cache
+def _scripts_environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True, autoescape=False)
+
+
 def render_exports(data_dir: str, clients: list[str]) -> str:
     """/etc/exports.d content: each directory to each worker address, nothing else."""
     if not clients:
         raise ValueError("an export needs at least one client")
     _check(data_dir, clients)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    return env.get_template("nfs-exports.j2").render(
+    return _scripts_environment().get_template("nfs-exports.j2").render(
         data_dir=data_dir, clients=sorted(set(clients), key=ipaddress.ip_address),
         exports=EXPORTS)
 

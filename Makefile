@@ -4,8 +4,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: test deps lint unit tools integration e2e bench bench-stack bench-swarm up clean
 
+# Every test once: the unit layer on all cores (as `make unit`), then the rest in one process
+# (system tools, services and the Docker engine are shared; those tests run one at a time).
 test: deps lint
-	$(PY) -m pytest
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadfile
+	$(PY) -m pytest -m "not ($(UNIT))" --durations=15
 
 deps: $(VENV)/.installed
 	bash scripts/install-system-deps.sh
@@ -22,9 +25,9 @@ lint: $(VENV)/.installed
 # venv, no root (tests that run a system tool are marked `needs` and left to `make tools`).
 # Bytecode cache on even where the shell turns it off (PYTHONDONTWRITEBYTECODE): every xdist
 # worker otherwise re-parses and assertion-rewrites every test module (about 2 s each).
+UNIT := not integration and not e2e and not needs
 unit: $(VENV)/.installed
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not integration and not e2e and not needs" \
-		-n auto --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadfile
 
 # The tests that run real system tools (slapd, caddy, sshd, cloud-init, PostgreSQL, the
 # bootstrap's scripts on loop devices and network namespaces): root, installs them first.

@@ -16,7 +16,7 @@ import docker
 import pytest
 import stack
 
-TIMEOUT, EVERY = 15, 5
+TIMEOUT, EVERY = 8, 2
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,10 @@ PIDFILE = Path("/run/jhcswi-docker.pid")
 # Tagged by its Dockerfile, so a changed recipe is rebuilt instead of a stale cache being used.
 NODE_IMAGE = "jhcswi/node:" + hashlib.sha256((HERE / "Dockerfile").read_bytes()).hexdigest()[:12]
 NETWORK = "jhcswi-net"
+# The tests' dockerd gets a default bridge of its own: with `--bridge=none` dockerd deletes the
+# host's docker0 at start (moby daemon/daemon_unix.go, removeDefaultBridgeInterface), which cut
+# the shared engine's default network from under every test that ran after, or beside, this one.
+BRIDGE, BRIDGE_ADDRESS = "jhcswi0", "10.214.0.1/24"
 NODES = ("jhcswi-manager", "jhcswi-w1", "jhcswi-w2")
 BUILD_LOG = Path("/tmp/jhcswi-build.log")
 
@@ -56,10 +60,14 @@ def outer_engine() -> Iterator[None]:
     """The tests' own dockerd (started here, stopped at the end; its image cache is kept)."""
     engine = None
     if not _answers():
+        if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode != 0:
+            subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
+            subprocess.run(["ip", "address", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True)
+        subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
         log = open("/tmp/jhcswi-dockerd.log", "ab")
         engine = subprocess.Popen(
             ["dockerd", "--data-root=/var/lib/jhcswi-docker", "--exec-root=/run/jhcswi-exec",
-             f"--pidfile={PIDFILE}", "-H", SOCK, "--iptables=false", "--bridge=none",
+             f"--pidfile={PIDFILE}", "-H", SOCK, "--iptables=false", f"--bridge={BRIDGE}",
              "--storage-driver=overlay2", f"--add-runtime=jhcswi={HERE / 'runtime.sh'}",
              "--default-runtime=jhcswi"], stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
@@ -78,6 +86,7 @@ def outer_engine() -> Iterator[None]:
             except subprocess.TimeoutExpired:
                 engine.kill()
                 engine.wait()
+            subprocess.run(["ip", "link", "delete", BRIDGE], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +288,10 @@ def _wait(condition, timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(1)
+
+
+def test_the_shared_engine_keeps_its_default_bridge(outer_engine: None) -> None:
+    """The tests' own dockerd runs beside the shared engine and must leave its network alone."""
+    with running_engine() as shared:
+        base = ensure_base_image(shared, BUILD_LOG)
+        assert shared.containers.run(base, ["echo", "reached"], remove=True) == b"reached\n"

@@ -4,11 +4,12 @@ PY := $(VENV)/bin/python
 
 .PHONY: test deps lint unit tools integration e2e bench bench-stack bench-swarm up clean
 
-# Every test once: the unit layer on all cores (as `make unit`), then the rest in one process
-# (system tools, services and the Docker engine are shared; those tests run one at a time).
+# Every test once: the unit layer on all cores (as `make unit`), then the rest in two streams
+# that share one Docker engine, started here (tests/conftest.py says which tests go where; the
+# engine tests mostly wait on containers, so two streams use the cores that one leaves idle).
 test: deps lint
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadfile
-	$(PY) -m pytest -m "not ($(UNIT))" --durations=15
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadgroup
+	bash scripts/ci-docker.sh run $(PY) -m pytest -m "not ($(UNIT))" -n 2 --dist loadgroup --durations=15
 
 deps: $(VENV)/.installed
 	bash scripts/install-system-deps.sh
@@ -27,7 +28,7 @@ lint: $(VENV)/.installed
 # worker otherwise re-parses and assertion-rewrites every test module (about 2 s each).
 UNIT := not integration and not e2e and not needs
 unit: $(VENV)/.installed
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadgroup
 
 # The tests that run real system tools (slapd, caddy, sshd, cloud-init, PostgreSQL, the
 # bootstrap's scripts on loop devices and network namespaces): root, installs them first.

@@ -5,11 +5,14 @@
 # that runs services, and several helpers may share one machine; so we reuse an engine that
 # already answers and only ever stop the dockerd *this script* started (tracked by its pidfile).
 #
-# Usage: scripts/ci-docker.sh start|stop|status
+# Usage: scripts/ci-docker.sh start|stop|status|run COMMAND...
 #   start   prints exactly one line on stdout: "started" (we launched dockerd) or "reused"
 #           (an engine already answered); exit 0 once `docker info` answers, non-zero otherwise.
 #   stop    stops the dockerd recorded in our pidfile (if any); never touches another dockerd.
 #   status  exit 0 if `docker info` answers.
+#   run     runs COMMAND with an engine up, then stops it only if `run` started it (the exit
+#           status is COMMAND's): test processes running side by side share that one engine,
+#           and none of them stops it under the others.
 # Env: JHC_DOCKERD_PIDFILE (default /tmp/jhc-dockerd.pid), JHC_DOCKERD_LOG (/tmp/jhc-dockerd.log),
 #      JHC_DOCKER_STORAGE_DRIVER (overlay2; vfs works too but copies the image per container),
 #      JHC_DOCKERD_TIMEOUT seconds to wait for the engine (default 60).
@@ -105,12 +108,23 @@ stop() {
     rm -f "$PIDFILE"
 }
 
+run() {
+    local how status=0
+    how="$(start)" || return 1
+    "$@" || status=$?
+    if [[ "$how" == started ]]; then
+        stop
+    fi
+    return "$status"
+}
+
 case "${1:-}" in
     start) start ;;
+    run) shift; run "$@" ;;
     stop) stop ;;
     status) engine_answers ;;
     *)
-        echo "usage: $0 start|stop|status" >&2
+        echo "usage: $0 start|stop|status|run COMMAND..." >&2
         exit 2
         ;;
 esac

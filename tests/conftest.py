@@ -4,6 +4,14 @@ gets a red, actionable result instead of a pass that checked nothing. `make unit
 tests out (it needs nothing but the venv); `make tools` installs the tools and runs them.
 
 Collection: a marked directory that `-m` cannot select is not imported (tests/marked_dirs.py).
+
+Scheduling (`--dist loadgroup`, Makefile): every test gets an xdist group, so a worker runs whole
+groups. Unit tests are grouped by file (a file's program runs are cached per process), except
+the files that import JupyterHub's application (≈4.5 s per process, most of it jsonschema building
+an IRI grammar), which share one group. The tests of real tools and engines form two streams,
+each run one test at a time: the swarm (its own nested engines) and the browser tests in one,
+everything else in the other; they share the machine's Docker engine, which is why the image
+builds take a lock (tests/integration/docker_helpers.py) and the Makefile starts and stops it.
 """
 
 from __future__ import annotations
@@ -16,9 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from marked_dirs import left_out
+from marked_dirs import MARKED_DIRS, left_out
 
 COLLECTOR = gc.get_threshold()
+#: unit test files that import jupyterhub.app (one group: the import is paid once)
+JUPYTERHUB_APP = {"test_hub_config.py", "test_hub_contract.py", "test_deployed_hub.py"}
+#: engine tests that run beside the others (tests/integration/test_swarm*.py use engines of
+#: their own; tests/e2e, the browser, uses the shared one under its own names)
+SECOND_STREAM = {"test_swarm.py", "test_swarm_steps.py", "test_local_stack.py"}
 INSTALL = "sudo scripts/install-system-deps.sh tools   (`make tools` runs it)"
 #: what `needs` accepts beside commands on PATH
 PSEUDO = {
@@ -51,6 +64,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     return True if left_out(collection_path, config.getoption("markexpr")) else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        engine_dirs = MARKED_DIRS.values()
+        if any(d in item.path.parents for d in engine_dirs) or item.get_closest_marker("needs"):
+            group = "stream-2" if name in SECOND_STREAM else "stream-1"
+        else:
+            group = "jupyterhub-app" if name in JUPYTERHUB_APP else name
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_unconfigure() -> None:
+    # The cached program runs (tests/harness.py) live until exit, and pytest's last look for
+    # unraisable exceptions runs five full collections over them (≈3 s a worker, waited for):
+    # one collection finds the garbage, then what is left is no longer rescanned.
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,12 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import login_names
 
 from components.config import ConfigError, load_settings
 from components.config.accounts import GID_BASE, UID_BASE, derived_id
 
-NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,12}", fullmatch=True).filter(
+NAMES = login_names(13).filter(
     lambda n: n not in {"root", "jovyan", "users", "admin", "nobody", "daemon", "bin", "sys",
                         "sudo", "docker", "staff", "adm", "wheel"})
 

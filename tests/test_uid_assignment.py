@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import login_names
 
 from services.hub import jhc_ids
 from services.ldap import desired
@@ -49,7 +50,7 @@ def colliding_pairs(count: int) -> list[tuple[str, str]]:
 
 
 PAIRS = colliding_pairs(3)
-NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)
+NAMES = login_names(9)
 
 
 def test_first_choice_is_the_frozen_derived_id() -> None:

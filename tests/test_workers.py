@@ -279,13 +279,13 @@ def main_host_and_state(run: Run, platform: bool = False) -> dict[str, tuple]:
 
 @pytest.mark.parametrize("stack, extra", [("dev", {}), ("aws", AWS_WORKERS)])
 def test_adding_resizing_removing_workers_never_touches_the_main_host(stack: str, extra) -> None:
-    size_key = "openstackWorkerFlavor" if stack == "dev" else "awsWorkerInstanceType"
-    size = "m1.xlarge" if stack == "dev" else "t3.2xlarge"
+    size = {"openstackWorkerFlavor": "m1.xlarge"} if stack == "dev" else {
+        "awsWorkerInstanceType": "t3.2xlarge", "awsWorkerRootVolumeSizeGb": 80}
     base = main_host_and_state(run_program(stack))
     assert "jhc-server" in base and "jhc-data" in base and "jhc-ip" in base
     assert all(name in base for name in STATEFUL)
     variants = {"1": {"hostWorkers": 1, **extra}, "2": {"hostWorkers": 2, **extra},
-                "resized": {"hostWorkers": 2, size_key: size, **extra}}
+                "resized": {"hostWorkers": 2, **size, **extra}}
     runs = {k: run_program(stack, overrides=v) for k, v in variants.items()}
     for label, run in runs.items():
         now = main_host_and_state(run)

@@ -24,6 +24,7 @@ integration_packages=(
   chromium chromium-driver        # tests/e2e: a person's path in a real headless browser
   libnss3-tools                   # certutil: that browser trusts the deployment's own CA
   socat                           # tests/e2e: the browser in a network namespace of its own
+  iproute2                        # ip: tests/e2e's namespaces, the swarm-steps engine's bridge
 )
 packages=("${tool_packages[@]}")
 if [[ "$mode" != tools ]]; then

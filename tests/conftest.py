@@ -70,8 +70,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         name = item.path.name
-        engine_dirs = MARKED_DIRS.values()
-        if any(d in item.path.parents for d in engine_dirs) or item.get_closest_marker("needs"):
+        in_engine_dir = any(d in item.path.parents for d in MARKED_DIRS.values())
+        if in_engine_dir or item.get_closest_marker("needs"):
             group = "stream-2" if name in SECOND_STREAM else "stream-1"
         else:
             group = "jupyterhub-app" if name in JUPYTERHUB_APP else name

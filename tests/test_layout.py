@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import runpy
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,11 @@ def test_every_mutant_of_the_mutation_script_still_applies() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "mutate.py"), "--check"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    # In a mutated tree this test fails by construction, so the runner must leave it out
+    # (else it is the first failure, under -x, for every mutant): it names this very test.
+    this = test_every_mutant_of_the_mutation_script_still_applies
+    names = runpy.run_path(str(ROOT / "scripts" / "mutate.py"))
+    assert names["APPLIES_TEST"] == f"tests/{Path(__file__).name}::{this.__name__}"
 
 
 @pytest.mark.parametrize(("client", "variable"), [("jhc-dev-hub-db-dump", "PGHOST"),

@@ -47,7 +47,7 @@ def _options(opts: Any) -> dict[str, Any]:
 def graph(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """name → {type, custom, inputs, options} of one mock run of __main__.py."""
     from harness import run_program
-    run = run_program(stack, overrides=overrides, fresh=True)
+    run = run_program(stack, overrides=overrides)
     return _normalise({r.name: {"type": r.type, "custom": r.custom, "inputs": r.plain,
                                 "options": _options(r.opts)} for r in run})
 

@@ -6,14 +6,15 @@ Mocks never see resource options, so the harness also wraps resource constructio
 Speed (bench/program_under_mocks.py): the SDK captures a stack trace for every resource
 (traceback.extract_stack, reading source lines) to send to the engine as source positions;
 the mock monitor ignores them (pulumi/runtime/mocks.py never reads stackTrace), so the harness
-skips that capture. Runs are cached per (stack, config, mocked outputs); a Run must not be
-mutated, and `fresh=True` forces a new run (e.g. to compare two runs).
+skips that capture. Runs are cached per (the config the program sees, mocked outputs); a Run
+must not be mutated, and `fresh=True` forces a new, uncached run (e.g. to compare two runs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -34,6 +35,8 @@ from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
 
 ROOT = Path(__file__).resolve().parent.parent
+# libyaml's parser where PyYAML was built with it (its wheels are): ten times the pure-Python one
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PROJECT = "jupyterhub-cloud"
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 
@@ -178,10 +181,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return CALLS.get(args.token, {})
 
 
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load's result (the same safe tags and resolver), parsed by libyaml."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
+
+
 def stack_config(stack_file: Path) -> dict[str, str]:
     """A stack file's config in the string form Pulumi passes to programs."""
-    raw = yaml.safe_load(stack_file.read_text())["config"]
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    return dict(_stack_config(stack_file))
+
+
+@functools.cache  # the stack files do not change during a test session
+def _stack_config(stack_file: Path) -> tuple[tuple[str, str], ...]:
+    raw = load_yaml(stack_file.read_text())["config"]
+    return tuple((k, v if isinstance(v, str) else json.dumps(v)) for k, v in raw.items())
 
 
 _RUNS: dict[str, Run] = {}
@@ -196,30 +209,27 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None,
 
     preview=True runs it as `pulumi preview` does: outputs of new resources are unknown.
     stack_name: the stack name the program sees (default: `stack`). secret_store: see
-    RecordingMocks (runs with a store are never reused).
-    An identical earlier run (same config, same mocks, same shell) is reused unless `fresh`."""
-    if secret_store is not None:
-        return _run_program(stack, overrides, remove, secret_keys, preview, stack_name,
-                            secret_store)
-    key = json.dumps([stack, stack_name, overrides, sorted(remove), sorted(secret_keys), preview,
-                      COMPUTED, CALLS,
-                      {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONTEXT")}],
-                     sort_keys=True, default=str)
-    if not fresh and key in _RUNS:
-        return _RUNS[key]
-    _RUNS[key] = run = _run_program(stack, overrides, remove, secret_keys, preview, stack_name)
-    return run
-
-
-def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[str, ...],
-                 secret_keys: tuple[str, ...], preview: bool, stack_name: str | None = None,
-                 secret_store: MutableMapping[str, str] | None = None) -> Run:
+    RecordingMocks. An earlier run that the program saw identically (the same config after
+    overrides and removals, the same secret keys among it, the same mocks and shell) is reused;
+    runs with `fresh` or a store are neither reused nor kept."""
     config = stack_config(ROOT / f"Pulumi.{stack}.yaml")
     for key in remove:
         config.pop(f"{PROJECT}:{key}", None)
     for key, value in (overrides or {}).items():
         config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    secrets = sorted(k for k in secret_keys if f"{PROJECT}:{k}" in config)
+    if fresh or secret_store is not None:  # never cached (a fresh run may be made under patches)
+        return _run_program(config, secrets, preview, stack_name or stack, secret_store)
+    key = json.dumps([stack_name or stack, config, secrets, preview, COMPUTED, CALLS,
+                      {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONTEXT")}],
+                     sort_keys=True, default=str)
+    if key not in _RUNS:
+        _RUNS[key] = _run_program(config, secrets, preview, stack_name or stack)
+    return _RUNS[key]
 
+
+def _run_program(config: dict[str, str], secret_keys: list[str], preview: bool, stack_name: str,
+                 secret_store: MutableMapping[str, str] | None = None) -> Run:
     # Pulumi's mocks run on the current event loop; other tests (JupyterHub's) may have closed it.
     # Runs share one loop while it is open: the mock monitor answers from the loop's executor
     # threads, and each of them makes an event loop of its own for as long as it lives
@@ -232,7 +242,7 @@ def _run_program(stack: str, overrides: Mapping[str, Any] | None, remove: tuple[
     resources: dict[str, Declared] = {}
     exports: dict[str, pulumi.Output] = {}
     pulumi.runtime.set_mocks(RecordingMocks(resources, preview, secret_store), project=PROJECT,
-                             stack=stack_name or stack, preview=preview)
+                             stack=stack_name, preview=preview)
     pulumi.runtime.set_all_config(config, [f"{PROJECT}:{k}" for k in secret_keys])
 
     original_init = pulumi.Resource.__init__

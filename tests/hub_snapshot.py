@@ -44,7 +44,7 @@ def _plain(value: Any) -> Any:
 def hub_document(stack: str) -> dict[str, str]:
     from harness import container_env, run_program
 
-    run = run_program(stack, secret_store={})
+    run = run_program(stack)
     [hub] = [r for r in run.of_type("docker:index/container:Container")
              if r.plain["name"].endswith("-hub")]
     return container_env(hub)

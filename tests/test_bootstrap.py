@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.host.bootstrap import (
     DATA_FS_LABEL,
@@ -29,6 +28,7 @@ from components.host.bootstrap import (
     data_device_candidates_openstack,
     render_user_data,
 )
+from harness import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ AWS = make_params(admin_user="debian",
 
 
 def parsed(params: BootstrapParams) -> dict:
-    return yaml.safe_load(render_user_data(params))
+    return load_yaml(render_user_data(params))
 
 
 def files_of(params: BootstrapParams) -> dict[str, dict]:
@@ -133,7 +133,7 @@ def test_shape_of_the_cloud_config(params):
     text = render_user_data(params)
     assert text.startswith("#cloud-config\n")
     assert len(text.encode()) <= USER_DATA_MAX_BYTES
-    doc = yaml.safe_load(text)
+    doc = load_yaml(text)
     assert doc["ssh_pwauth"] is False
     assert doc["disable_root"] is True
     assert "unattended-upgrades" in doc["packages"]

@@ -12,20 +12,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from test_bootstrap import OPENSTACK, files_of
 
 from components.host.bootstrap import render_user_data
 from components.host.nfs import render_exports, render_worker_fstab
 from components.host.worker_bootstrap import WorkerParams, render_worker_user_data
-from harness import ROOT
+from harness import ROOT, load_yaml
 
 MANAGER = "10.0.0.10"
 PARAMS = WorkerParams(OPENSTACK, MANAGER)
 
 
 def worker_files(params: WorkerParams = PARAMS) -> dict[str, dict]:
-    doc = yaml.safe_load(render_worker_user_data(params))
+    doc = load_yaml(render_worker_user_data(params))
     return {f["path"]: f for f in doc["write_files"]}
 
 
@@ -39,7 +38,7 @@ def test_real_cloud_init_schema_accepts_it(tmp_path: Path) -> None:
 
 
 def test_shape_and_shared_files_with_the_main_host() -> None:
-    doc = yaml.safe_load(render_worker_user_data(PARAMS))
+    doc = load_yaml(render_worker_user_data(PARAMS))
     assert set(doc) == {"ssh_pwauth", "disable_root", "package_update", "package_upgrade",
                         "packages", "write_files", "runcmd"}
     assert doc["ssh_pwauth"] is False and doc["disable_root"] is True

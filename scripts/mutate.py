@@ -138,6 +138,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("workers-resize-main-disk", "the workers' root disk size given to the main AWS VM",
            "components/host/aws.py", '"volume_size": aws.root_volume_size_gb,',
            '"volume_size": args.workers.root_volume_size_gb if args.workers else aws.root_volume_size_gb,'),
+    Mutant("snapshots-touch-volume", "the AWS data volume's tags follow the snapshot settings",
+           "components/host/aws.py", '"jupyterhub-cloud": "data", STACK_TAG: stack},',
+           '"jupyterhub-cloud": "data", STACK_TAG: stack,\n'
+           '                      "keep": str(args.snapshots.keep if args.snapshots else 0)},'),
     Mutant("datasets-writable-on-workers", "datasets exported and mounted read-write",
            "components/host/nfs.py", '("datasets", "ro")', '("datasets", "rw")'),
     Mutant("no-root-squash", "root on a worker is root on the main host's share",

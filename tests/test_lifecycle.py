@@ -62,9 +62,14 @@ def roll_steps(run: Run, server: str) -> list[str]:
     return [f"delete {n}" for n in reversed(order)] + [f"create {n}" for n in order]
 
 
+def rolled(stack: str) -> Run:
+    """A stack rolled to a new host generation (the AWS one looks its AMI up)."""
+    return run_program(stack, overrides={"hostGeneration": 2}, remove=("awsAmi",))
+
+
 @pytest.mark.parametrize("stack", ["dev", "aws"])
 def test_roll_order_stop_unmount_detach_delete_create_attach(stack: str) -> None:
-    run = run_program(stack, overrides={"hostGeneration": 1})
+    run = rolled(stack)
     steps = [s for s in roll_steps(run, "jhc-server") if not s.endswith("jhc-ip-assoc")]
     assert steps == ["delete jhc-ready", "delete jhc-data-attach", "delete jhc-server",
                      "create jhc-server", "create jhc-data-attach", "create jhc-ready"]
@@ -77,8 +82,7 @@ def test_roll_order_stop_unmount_detach_delete_create_attach(stack: str) -> None
 
 @pytest.mark.parametrize("stack", ["dev", "aws"])
 def test_new_generation_gets_the_current_image_and_bootstrap(stack: str) -> None:
-    old = run_program(stack)
-    new = run_program(stack, overrides={"hostGeneration": 2}, remove=("awsAmi",))
+    old, new = run_program(stack), rolled(stack)
     server = new.one(SERVER[stack])
     # No ignore_changes left on the roll's inputs: the engine would reuse the old values on
     # replacement (pulumi/pulumi#2657: "replaces the values of input properties in the goal
@@ -101,10 +105,10 @@ def test_new_generation_gets_the_current_image_and_bootstrap(stack: str) -> None
 
 
 def test_roll_never_touches_volume_or_ip() -> None:
-    base, rolled = run_program("dev"), run_program("dev", overrides={"hostGeneration": 1})
+    base, new = run_program("dev"), rolled("dev")
     for name in ("jhc-data", "jhc-ip"):
-        assert rolled.resources[name].plain == base.resources[name].plain
-        assert rolled.resources[name].opts.protect is True
+        assert new.resources[name].plain == base.resources[name].plain
+        assert new.resources[name].opts.protect is True
 
 
 def test_known_hosts_are_pinned_per_server() -> None:

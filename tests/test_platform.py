@@ -254,6 +254,10 @@ CHANGED_SERVICE = {
     "backupTime": "04:15", "backupKeepDaily": 3, "backupKeepWeekly": 1, "backupKeepMonthly": 0,
     "backupCheckEveryDays": 0, "backupCheckReadDataPercent": 50,
 }
+# GitHub logins, with a previous hub crypt key being rotated out
+GITHUB = {"auth": "github", "githubClientId": "x", "githubClientSecret": "y",
+          "githubAllowedOrgs": ["o"], "hubPreviousCryptKeys": "0f" * 32}
+GITHUB_SECRETS = ("githubClientSecret", "hubPreviousCryptKeys")
 # Where backups go changes cloud resources (bucket, credentials), never the VM or its volume.
 BACKUP_TARGET_KEYS = {"backupEnabled", "backupRepository", "backupRepositoryEnv"}
 HOST_DATA_TYPES = (
@@ -275,10 +279,7 @@ def test_service_settings_never_touch_the_vm(stack: str) -> None:
     changed = run_program(stack, overrides=CHANGED_SERVICE)
     assert instance_inputs(changed) == instance_inputs(base)
     assert instance_inputs(changed)["userData"] == instance_inputs(base)["userData"]
-    github = run_program(stack, overrides={
-        "auth": "github", "githubClientId": "x", "githubClientSecret": "y",
-        "githubAllowedOrgs": ["o"], "hubPreviousCryptKeys": "0f" * 32},
-        secret_keys=("githubClientSecret", "hubPreviousCryptKeys"))
+    github = run_program(stack, overrides=GITHUB, secret_keys=GITHUB_SECRETS)
     assert instance_inputs(github) == instance_inputs(base)
     host_types = [r for r in base if r.type.startswith(("openstack:", "aws:"))]
     for r in host_types:
@@ -300,17 +301,18 @@ def test_backup_settings_never_touch_the_vm_or_volume(stack: str) -> None:
     before = _vm_and_volume(base)
     assert len(before) == 4, sorted(before)
     assert base.of_type("docker:index/container:Container")  # the backup is on by default
-    variants = [
-        {"backupEnabled": False},
-        {"backupRepository": "s3:https://objects.example.org/lab-backups"},
-        {"backupRepository": "rest:https://backup.example.org/lab",
-         "backupRepositoryEnv": '{"RESTIC_REST_USERNAME": "lab", "RESTIC_REST_PASSWORD": "pw"}'},
-        {"backupTime": "05:00", "backupKeepDaily": 30, "backupCheckEveryDays": 1},
-    ]
+    # Each variant changes several settings at once (one program run each): all off; another
+    # repository kind; a third kind with its credentials and every schedule changed.
+    off, s3, rest = ({"backupEnabled": False},
+                     {"backupRepository": "s3:https://objects.example.org/lab-backups"},
+                     {"backupRepository": "rest:https://backup.example.org/lab",
+                      "backupRepositoryEnv": '{"RESTIC_REST_USERNAME": "lab", '
+                                             '"RESTIC_REST_PASSWORD": "pw"}',
+                      "backupTime": "05:00", "backupKeepDaily": 30, "backupCheckEveryDays": 1})
     if stack == "aws":
-        variants += [{"awsDataSnapshotsKeep": 0}, {"awsDataSnapshotsKeep": 30,
-                                                   "awsDataSnapshotTime": "01:00"}]
-    for change in variants:
+        off |= {"awsDataSnapshotsKeep": 0}
+        rest |= {"awsDataSnapshotsKeep": 30, "awsDataSnapshotTime": "01:00"}
+    for change in (off, s3, rest):
         changed = run_program(stack, overrides=change, secret_keys=("backupRepositoryEnv",))
         assert _vm_and_volume(changed) == before, change
 
@@ -484,10 +486,8 @@ def test_previous_crypt_keys_follow_the_generated_key(dev: Run) -> None:
 
     generated = hashlib.sha256(b"jhc-secrets-crypt-key").hexdigest()  # the harness's RandomBytes
     assert crypt_upload(dev)[0]["content"] == generated
-    old = "ab" * 32
-    rotated = run_program("dev", overrides={**SERVICE, "hubPreviousCryptKeys": old},
-                          secret_keys=("users", "hubPreviousCryptKeys"))
-    upload, raw = crypt_upload(rotated)
+    old = GITHUB["hubPreviousCryptKeys"]
+    upload, raw = crypt_upload(run_program("dev", overrides=GITHUB, secret_keys=GITHUB_SECRETS))
     assert upload["content"] == f"{generated};{old}"
     assert _all_secret(raw, old) and _all_secret(raw, generated)
 

@@ -141,13 +141,13 @@ def test_docker_mode_is_unchanged_byte_for_byte() -> None:
     assert hub_snapshot.snapshot() == recorded
 
 
-def test_swarm_mode_refuses_tags_and_missing_limits() -> None:
+def test_swarm_mode_refuses_tags_and_missing_limits(swarm: Run) -> None:
     from jhc_settings import read_settings
     from jhc_variables import HubConfigError
 
     from components.config import ConfigError
 
-    hub = containers(swarm_run())["jhc-dev-hub"]
+    hub = containers(swarm)["jhc-dev-hub"]
     env = container_env(hub)
     read_settings(env, read_files=False)  # as deployed
     menu = json.loads(env["JHC_IMAGES_JSON"])

@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # that share one Docker engine, started here (tests/conftest.py says which tests go where; the
 # engine tests mostly wait on containers, so two streams use the cores that one leaves idle).
 test: deps lint
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadgroup --no-loadscope-reorder
 	bash scripts/ci-docker.sh run $(PY) -m pytest -m "not ($(UNIT))" -n 2 --dist loadgroup --durations=15
 
 deps: $(VENV)/.installed
@@ -26,9 +26,11 @@ lint: $(VENV)/.installed
 # venv, no root (tests that run a system tool are marked `needs` and left to `make tools`).
 # Bytecode cache on even where the shell turns it off (PYTHONDONTWRITEBYTECODE): every xdist
 # worker otherwise re-parses and assertion-rewrites every test module (about 2 s each).
+# --no-loadscope-reorder: groups go out longest first by the last run's times
+# (tests/group_order.py), not by their number of tests.
 UNIT := not integration and not e2e and not needs
 unit: $(VENV)/.installed
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "$(UNIT)" -n auto --dist loadgroup --no-loadscope-reorder
 
 # The tests that run real system tools (slapd, caddy, sshd, cloud-init, PostgreSQL, the
 # bootstrap's scripts on loop devices and network namespaces): root, installs them first.

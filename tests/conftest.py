@@ -7,11 +7,12 @@ Collection: a marked directory that `-m` cannot select is not imported (tests/ma
 
 Scheduling (`--dist loadgroup`, Makefile): every test gets an xdist group, so a worker runs whole
 groups. Unit tests are grouped by file (a file's program runs are cached per process), except
-the files that import JupyterHub's application (≈4.5 s per process, most of it jsonschema building
-an IRI grammar), which share one group. The tests of real tools and engines form two streams,
-each run one test at a time: the swarm (its own nested engines) and the browser tests in one,
-everything else in the other; they share the machine's Docker engine, which is why the image
-builds take a lock (tests/integration/docker_helpers.py) and the Makefile starts and stops it.
+the files that import JupyterHub (its application ≈4.5 s per process, most of it jsonschema
+building an IRI grammar; the spawner and authenticators ≈1 s), which share one group. The
+tests of real tools and engines form two streams, each run one test at a time: the swarm (its
+own nested engines) and the browser tests in one, everything else in the other; they share the
+machine's Docker engine, which is why the image builds take a lock
+(tests/integration/docker_helpers.py) and the Makefile starts and stops it.
 """
 
 from __future__ import annotations
@@ -20,18 +21,26 @@ import asyncio
 import gc
 import os
 import shutil
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from group_order import CACHE_KEY, longest_first
 from marked_dirs import MARKED_DIRS, left_out
 
-COLLECTOR = gc.get_threshold()
-#: unit test files that import jupyterhub.app (one group: the import is paid once)
-JUPYTERHUB_APP = {"test_hub_config.py", "test_hub_contract.py", "test_deployed_hub.py"}
+#: the program's own collector setting (__main__.py), for the whole test process: a worker holds
+#: every cached program run, and each full collection rescans them all (≈0.1 s each)
+COLLECTOR = (700, 10, 100)
+gc.set_threshold(*COLLECTOR)
+#: unit test files that import JupyterHub (one group: the import is paid once)
+JUPYTERHUB = {"test_hub_config.py", "test_hub_contract.py", "test_deployed_hub.py",
+              "test_swarm_platform.py"}
 #: engine tests that run beside the others (tests/integration/test_swarm*.py use engines of
 #: their own; tests/e2e, the browser, uses the shared one under its own names)
 SECOND_STREAM = {"test_swarm.py", "test_swarm_steps.py", "test_local_stack.py"}
+#: seconds per xdist group in this run (the controller's reports; tests/group_order.py)
+_SECONDS: defaultdict[str, float] = defaultdict(float)
 INSTALL = "sudo scripts/install-system-deps.sh tools   (`make tools` runs it)"
 #: what `needs` accepts beside commands on PATH
 PSEUDO = {
@@ -67,15 +76,33 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    group_of: dict[pytest.Item, str] = {}
     for item in items:
         name = item.path.name
         in_engine_dir = any(d in item.path.parents for d in MARKED_DIRS.values())
         if in_engine_dir or item.get_closest_marker("needs"):
             group = "stream-2" if name in SECOND_STREAM else "stream-1"
         else:
-            group = "jupyterhub-app" if name in JUPYTERHUB_APP else name
+            group = "jupyterhub" if name in JUPYTERHUB else name
         item.add_marker(pytest.mark.xdist_group(group))
+        group_of[item] = group
+    if getattr(config, "cache", None) is not None:  # every worker reads the same file
+        order = longest_first(Counter(group_of.values()), config.cache.get(CACHE_KEY, {}))
+        rank = {group: i for i, group in enumerate(order)}
+        items.sort(key=lambda item: rank[group_of[item]])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _SECONDS[report.nodeid.rpartition("@")[2]] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    # The controller of a `--dist loadgroup` run (its node ids end in "@<group>") writes.
+    if config.getoption("dist", "no") == "loadgroup" and not hasattr(config, "workerinput") \
+            and getattr(config, "cache", None) is not None and _SECONDS:
+        config.cache.set(CACHE_KEY, {**config.cache.get(CACHE_KEY, {}), **_SECONDS})
 
 
 def pytest_unconfigure() -> None:

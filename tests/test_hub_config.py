@@ -902,6 +902,36 @@ def test_revoke_service_runs_with_the_read_only_account(load, base_env, tmp_path
                         "JHC_REVOKE_EVERY": "0"}, "JHC_REVOKE_EVERY")
 
 
+def test_revocation_check_stops_at_its_hubs_sigint_even_if_started_ignoring_it(base_env,
+                                                                             tmp_path):
+    import signal
+    import socket
+    import subprocess
+
+    ports = []
+    for _ in range(2):  # nothing listens: the hub API and LDAP both refuse at once
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    env = hub_process_env({
+        **base_env, "JHC_LDAP_READONLY_PASSWORD_FILE": _secret(tmp_path / "ro", "ro-password"),
+        "JHC_LDAP_SERVER": "127.0.0.1", "JHC_LDAP_PORT": str(ports[0]),
+        "JHC_LDAP_TLS_STRATEGY": "insecure", "JHC_REVOKE_EVERY": "600"}, tmp_path / "doc.json")
+    proc = subprocess.Popen(
+        [sys.executable, str(HUB_DIR / "jhc_revoke.py")], stderr=subprocess.PIPE, text=True,
+        env={"PATH": os.environ["PATH"], **env, "JUPYTERHUB_API_TOKEN": "t",
+             "JUPYTERHUB_API_URL": f"http://127.0.0.1:{ports[1]}/hub/api"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as a hub passes it
+    try:
+        assert proc.stderr is not None
+        assert "revocation check failed" in proc.stderr.readline()  # round 1 done: it sleeps
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) != 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_revocation_check_pages_through_every_user():
     # GET /users answers at most 200 per request: a class of 450 must be checked whole
     import urllib.parse

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -166,6 +167,10 @@ def sweep(settings: HubSettings, api: HubApi) -> list[tuple[str, str]]:
 
 def main() -> int:
     """Check at start (a hub restart by `pulumi up` acts at once), then every revoke_every s."""
+    # JupyterHub stops a managed service with SIGINT, and only 30 s later with SIGTERM
+    # (jupyterhub/spawner.py LocalProcessSpawner interrupt_timeout). A hub started with SIGINT
+    # ignored (a background job of a non-interactive shell) passes that on: honour it anyway.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
     settings = read_settings(load_document(os.environ))
     if settings.ldap is None or settings.ldap.readonly_password_file is None:

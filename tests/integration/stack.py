@@ -97,9 +97,29 @@ def wait_until(check: Any, timeout: float, what: str, interval: float = 0.2) -> 
         time.sleep(interval)
 
 
+def child_sessions(pid: int) -> list[int]:
+    """The direct children of `pid`. A hub starts its managed services (culler, revoke) in
+    sessions of their own (jupyterhub/services/service.py: start_new_session=True), out of reach
+    of the hub's process group; each leads its own."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def kill_groups(*leaders: int) -> None:
+    for leader in leaders:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(leader, signal.SIGKILL)
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """SIGTERM, then SIGKILL; then the rest of the process group it leads (its children,
-    e.g. the hub's idle-culler service), so nothing this module started outlives it."""
+    """SIGTERM, then SIGKILL; then the rest of the process group it leads and the sessions its
+    children lead (a hub's managed services), so nothing this module started outlives it."""
+    services = child_sessions(proc.pid)
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -107,8 +127,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    kill_groups(proc.pid, *services)
 
 
 # ------------------------------------------------------------------------------------ settings

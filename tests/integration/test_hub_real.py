@@ -150,7 +150,7 @@ def test_real_hub_starts_behind_the_external_proxy_and_leaves_it_on_exit(chp, ba
         # term_timeout, kill_timeout); a loaded CI run once took 32 s, past a 30 s wait.
         proc.wait(90)
     finally:
-        # also ends the hub's idle-culler service if the hub did not (its process group)
+        # also ends the hub's managed services if the hub did not (their sessions)
         stack.stop_process(proc)
     log.seek(0)
     text = log.read()

@@ -10,8 +10,6 @@ is about (checked in Postgres: the server row still has the placeholder address)
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -51,7 +49,7 @@ def interrupted(docker_engine: docker.DockerClient, notebook_image: str,
 
 def _kill_hub(hub: stack.Hub) -> None:
     assert hub.proc is not None
-    os.killpg(hub.proc.pid, signal.SIGKILL)  # the hub and its services (culler, revoke)
+    stack.kill_groups(hub.proc.pid, *stack.child_sessions(hub.proc.pid))  # with its services
     hub.proc.wait(timeout=30)
     hub.proc = None
 

@@ -252,6 +252,11 @@ def outside(iso: IsolatingEngine) -> Iterator[None]:
                         ["ip", "addr", "add", f"{OUTSIDE_IP}/24", "dev", peer],
                         ["ip", "link", "set", peer, "up"]):
             subprocess.run(there + command, check=True, capture_output=True, timeout=30)
+        # and it listens (python may still be starting: a probe then met a refusal, once)
+        while OUTSIDE_PORT not in listening_ports(listener.pid):
+            if listener.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the outside namespace's listener did not start")
+            time.sleep(0.05)
         yield
     finally:
         listener.kill()

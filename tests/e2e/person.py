@@ -10,7 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -24,9 +28,14 @@ def page_text(driver: Any) -> str:
         return "(no body)"
 
 
+# JupyterLab re-renders parts of the page while it loads: an element found a moment ago can be
+# gone (stale) by the time it is checked. Like a missing element, that means "look again".
+LOOK_AGAIN = (NoSuchElementException, StaleElementReferenceException)
+
+
 def wait(driver: Any, condition: Any, timeout: float, what: str) -> Any:
     try:
-        return WebDriverWait(driver, timeout).until(condition)
+        return WebDriverWait(driver, timeout, ignored_exceptions=LOOK_AGAIN).until(condition)
     except TimeoutException as error:
         raise AssertionError(f"timed out ({timeout:.0f}s) waiting for {what} at {driver.current_url}"
                              f"\n--- page ---\n{page_text(driver)}") from error
@@ -104,24 +113,32 @@ def run_in_new_notebook(driver: Any, code: str, expect: str, timeout: float = 12
     Shift+Enter and waits until its output contains `expect`. Returns the output text.
 
     Keystrokes sent before the kernel's websocket is up are lost by JupyterLab (the cell stays
-    "[ ]"), so it waits for the status bar's "| Idle" and re-runs the (idempotent) first cell
-    if no output came.
+    "[ ]"), so it waits for the status bar's "| Idle". JupyterLab may still re-render the cell
+    (a stale element, or typed text gone), so each attempt finds the first cell afresh, replaces
+    its whole text and runs it again: `code` must be idempotent.
     """
-    driver.find_element(By.CSS_SELECTOR, ".jp-LauncherCard[data-category='Notebook']").click()
-    editor = wait(driver, ec.element_to_be_clickable(
-        (By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content")), timeout, "a notebook cell")
+    driver.find_element(By.CSS_SELECTOR, LAUNCHER_NOTEBOOK).click()
+    cell = (By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content")
+    wait(driver, ec.element_to_be_clickable(cell), timeout, "a notebook cell")
     wait(driver, lambda d: "| Idle" in page_text(d), timeout, "an idle kernel")
-    editor.click()
-    editor.send_keys(code)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        first = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content")[0]
-        first.click()
-        first.send_keys(Keys.SHIFT, Keys.ENTER)
+        try:
+            first = driver.find_elements(*cell)[0]
+            first.click()
+            first.send_keys(Keys.CONTROL, "a")
+            first.send_keys(code)
+            first.send_keys(Keys.SHIFT, Keys.ENTER)
+        except (*LOOK_AGAIN, IndexError):
+            time.sleep(0.5)
+            continue
         attempt_end = min(deadline, time.monotonic() + 20)
         while time.monotonic() < attempt_end:
-            outputs = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
-            text = "\n".join(o.text for o in outputs)
+            try:
+                text = "\n".join(o.text for o in driver.find_elements(
+                    By.CSS_SELECTOR, ".jp-OutputArea-output"))
+            except StaleElementReferenceException:
+                text = ""
             if expect in text:
                 return text
             time.sleep(0.5)
